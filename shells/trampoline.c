@@ -197,8 +197,9 @@ int main(int argc, char **argv) {
   size_t extra = argc > 1 ? (size_t)argc - 1 : 0;
   char **args = calloc(1 + fixed + extra + 1, sizeof *args);
   if (!args) die("out of memory", "");
-  /* argc may be 0 (execve with an empty argv): never read past it. */
-  args[0] = (argc > 0 && argv[0]) ? argv[0] : (char *)JK_TOOL;
+  /* argc may be 0 (execve with an empty argv; Linux >= 5.18 then passes one
+   * empty string): never read past it, and never pass an empty name on. */
+  args[0] = (argc > 0 && argv[0] && argv[0][0]) ? argv[0] : (char *)JK_TOOL;
   for (size_t i = 0; i < fixed; i++) args[1 + i] = (char *)jk_fixed_args[i];
   for (size_t i = 0; i < extra; i++) args[1 + fixed + i] = argv[1 + i];
 

@@ -19,31 +19,43 @@
  * - Input must be UTF-8 text without NUL or other control characters (tab,
  *   LF and CRLF line ends excepted), at most {@link MAX_INI_BYTES} long.
  *
- * Where this parser deliberately differs from jailkit 2.23's two parsers:
+ * Where this parser deliberately differs from jailkit 2.23's C parser (§2.1)
+ * and its Python `configparser` (§2.2):
  *
- * | Topic | C parser (§2.1) | Python configparser (§2.2) | This parser |
- * |---|---|---|---|
- * | Key matching | a key *prefix* followed by `=` matches (`relax_home_group=1` also sets `relax_home_group_permissions`) | exact | exact |
- * | Key case | case-sensitive | lower-cased | lower-cased |
- * | Whitespace inside a key | ignored (`exec utables`) | part of the key | error |
- * | Delimiter | `=` only | `=` or `:` | `=` or `:` |
- * | Comments | `#` in column 1 only | `#`/`;`, may be indented | `#`/`;`, may be indented |
- * | Inline `# text` after a value | kept in the value | kept in the value | kept in the value (both agree) |
- * | Values | verbatim, leading blanks and CR kept | trimmed | trimmed (spaces/tabs), CRLF read as LF |
- * | Last line without newline | value gets a stray `0xFF` | fine | fine |
- * | `[` inside values/indented comments | starts a pseudo-section | text | text |
- * | Section names | untrimmed, exact | untrimmed, exact | trimmed, exact |
- * | Duplicate section/key | first one wins silently | traceback | error naming both lines |
- * | Continuation lines | none | indented line continues | indented line continues |
- * | `[DEFAULT]` | plain last-resort section | inherited by every section | plain section; never merged (the tool decides) |
- * | Empty value | "not set" | `""` | typed accessors and `get` treat it as not set |
- * | Booleans | any non-zero `%u` integer; `yes` → default | strings tested for non-emptiness | `1/0 yes/no true/false on/off`, else error |
- * | Bad numbers | silently the default | traceback | error naming file:line |
- * | `%` | literal | `%%` means `%`, `%(x)s` interpolates, lone `%` crashes | literal; with `pythonPercent` `%%` means `%` and `%(` is an error |
- * | Overlong names/values | buffer overflow | fine | fine up to the file size limit |
- *
- * Lists (`list`) split on commas *and* on continuation line breaks, so
- * `paths = a\n    b` gives `[a, b]`; Python gave the single item `"a\nb"`.
+ * - **Key matching.** C: a key *prefix* followed by `=` matches, so
+ *   `relax_home_group=1` also sets `relax_home_group_permissions`. Ours: exact.
+ * - **Key case and shape.** C: case-sensitive, blanks inside a key ignored
+ *   (`exec utables`). Python: lower-cased, anything goes. Ours: lower-cased,
+ *   `[A-Za-z0-9_.-]` only, anything else is an error.
+ * - **Delimiter.** C: `=` only. Python and ours: `=` or `:`, the first one wins.
+ * - **Comments.** C: `#` in column 1 only. Python and ours: `#` or `;`, indented or not.
+ * - **Inline `# text` after a value.** Kept in the value by both, and by ours.
+ * - **Values.** C: verbatim after `=`, leading blanks and a CRLF's CR kept
+ *   (`injail_shell = /bin/sh` fails). Python and ours: trimmed; ours trims
+ *   spaces and tabs only, and reads CRLF as LF.
+ * - **Last line without newline.** C: the value gets a stray `0xFF`. Ours: intact.
+ * - **`[` in a value or an indented comment.** C: starts a pseudo-section. Ours: text.
+ * - **Section names.** Both: exact and untrimmed. Ours: exact but trimmed, so
+ *   `[ alice ]` is `alice`; `[group  users]` (two spaces) is still not `group users`.
+ * - **Duplicate sections or keys.** C: the first wins silently. Python: traceback.
+ *   Ours: an error naming both lines.
+ * - **Continuation lines.** C: none. Python and ours: a line indented deeper than
+ *   its key continues the value; ours refuses an indented `[section]` there,
+ *   which Python folded into the value.
+ * - **`[DEFAULT]`.** C: a plain last-resort section. Python: inherited by every
+ *   section. Ours: a plain section, never merged; the tool decides.
+ * - **Empty value.** C: "not set". Python: `""`. Ours: accessors treat it as not set.
+ * - **Booleans.** C: any non-zero integer, `yes` silently gives the default.
+ *   Python (jk_init): any non-empty string, so `0` is true. Ours:
+ *   `1/0 yes/no true/false on/off`, anything else is an error.
+ * - **Bad numbers.** C: silently the default. Python: traceback. Ours: an error
+ *   naming `file:line`.
+ * - **`%`.** C: literal. Python: `%%` is `%`, `%(x)s` interpolates, a lone `%`
+ *   crashes. Ours: literal; with `pythonPercent` `%%` is `%` and `%(` is an error.
+ * - **Lists.** Both: comma split, items trimmed. Ours also splits on continuation
+ *   line breaks: `paths = a\n    b` gives `[a, b]` where Python gave `["a\nb"]`.
+ * - **Size.** C: fixed buffers that overflow. Ours: any line length within the
+ *   1 MiB file limit.
  *
  * @module
  */
@@ -481,7 +493,8 @@ export function parseIni(text: string, fileName: string, options: ParseOptions =
   let section: DraftSection | undefined;
   let open: OpenValue | undefined;
   const finish = (value: OpenValue) => {
-    const joined = value.lines.join("\n");
+    // Python kept a leading newline for `key =` followed by continuation lines.
+    const joined = value.lines.join("\n").replace(/^\n+/, "");
     value.entry.value = options.pythonPercent
       ? collapsePercent(joined, value.entry.line, fail)
       : joined;
