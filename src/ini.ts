@@ -140,7 +140,8 @@ export interface ParseOptions {
 
 const TRUE_WORDS = new Set(["1", "yes", "true", "on"]);
 const FALSE_WORDS = new Set(["0", "no", "false", "off"]);
-const KEY_PATTERN = /^[a-z0-9_.-]+$/;
+// Checked before lower-casing: "\u212A" (Kelvin sign) lower-cases to an ASCII "k".
+const KEY_PATTERN = /^[A-Za-z0-9_.-]+$/;
 const DECIMAL_PATTERN = /^[+-]?[0-9]+$/;
 const OCTAL_PATTERN = /^[0-7]+$/;
 // No nested quantifiers over overlapping characters: linear on any input.
@@ -260,7 +261,8 @@ export class IniSection {
 
   /**
    * A comma list: split on `,` and on continuation line breaks, items trimmed,
-   * empty items dropped. `fallback` (default `[]`) when the key is absent.
+   * empty items dropped. `fallback` (default `[]`) only when the key is absent:
+   * a present empty value is an empty list.
    *
    * @example
    * ```ts
@@ -554,7 +556,7 @@ export function parseIni(text: string, fileName: string, options: ParseOptions =
     const rawKey = trimBlanks(stripped.slice(0, split));
     const key = rawKey.toLowerCase();
     if (key === "") throw fail(lineNo, `missing key before "${stripped[split]}"`);
-    if (!KEY_PATTERN.test(key)) {
+    if (!KEY_PATTERN.test(rawKey)) {
       throw fail(lineNo, `invalid key ${quote(rawKey)} (letters, digits, "_", ".", "-" only)`);
     }
     if (!section) throw fail(lineNo, `key "${key}" before any [section]`);

@@ -290,6 +290,8 @@ Deno.test("syntax errors name file:line", () => {
       `${F}:2: invalid key "exec utables" (letters, digits, "_", ".", "-" only)`,
     ],
     ["[s]\nkey/x = 1\n", `${F}:2: invalid key "key/x" (letters, digits, "_", ".", "-" only)`],
+    // The Kelvin sign lower-cases to "k": a look-alike key must not pass as "key".
+    ["[s]\n\u212Aey = 1\n", `${F}:2: invalid key "\u212Aey" (letters, digits, "_", ".", "-" only)`],
     ["[s\na = 1\n", `${F}:1: unterminated section header "[s"`],
     ["[s] junk\n", `${F}:1: text after section header: "junk"`],
     ["[s]]\n", `${F}:1: text after section header: "]"`],
@@ -368,7 +370,8 @@ Deno.test("bool accepts 1/0 yes/no true/false on/off in any case, else names fil
   assertIniError(
     () => t.bool("relax_home_owner", false),
     "value",
-    `${F}:3: key "relax_home_owner" in section [alice] must be 1/0, yes/no, true/false or on/off, not "2"`,
+    `${F}:3: key "relax_home_owner" in section [alice] ` +
+      `must be 1/0, yes/no, true/false or on/off, not "2"`,
   );
   assertIniError(
     () => t.bool("X", false),
@@ -394,7 +397,8 @@ Deno.test("int: decimal with bounds, errors name file:line", () => {
   assertIniError(
     () => s.int("neg", 0),
     "value",
-    `${F}:4: key "neg" in section [sock] must be a decimal integer from 0 to ${Number.MAX_SAFE_INTEGER}, not "-5"`,
+    `${F}:4: key "neg" in section [sock] ` +
+      `must be a decimal integer from 0 to ${Number.MAX_SAFE_INTEGER}, not "-5"`,
   );
   assertIniError(
     () => s.int("base", 1, { max: 1000 }),
@@ -539,10 +543,10 @@ const SHIPPED = [
   "jk_update",
 ];
 
-Deno.test("every shipped /etc/jailkit/*.ini parses", async () => {
+Deno.test("every /etc/jailkit/*.ini parses (Debian's jailkit 2.23 files)", async () => {
   const found = [...Deno.readDirSync("/etc/jailkit")]
     .filter((e) => e.name.endsWith(".ini")).map((e) => e.name.slice(0, -4)).sort();
-  assert.deepEqual(found, SHIPPED, "the Debian jailkit package's files are installed");
+  for (const name of SHIPPED) assert.ok(found.includes(name), `${name}.ini is installed`);
   for (const name of found) {
     const ini = await readIniFile(`/etc/jailkit/${name}.ini`, { pythonPercent: true });
     assert.ok(ini instanceof IniFile);
@@ -591,15 +595,15 @@ Deno.test("shipped jk_init.ini, jk_check.ini and jk_update.ini read as expected"
   assert.deepEqual(testjail.list("directories"), ["/usr"]);
 });
 
-Deno.test("shipped C-dialect files: empty as shipped, their commented examples parse", async () => {
-  for (const name of ["jk_chrootsh", "jk_lsh", "jk_socketd", "jk_uchroot"]) {
-    const path = `/etc/jailkit/${name}.ini`;
-    assert.deepEqual((await readIniFile(path)).names(), [], `${name}.ini ships only comments`);
-  }
-  // Uncomment the examples: drop the "#" before every "[section]" and "key =" line.
+Deno.test("shipped C-dialect files: their commented examples parse", async () => {
+  // Other tests may add live sections to these files, so read only the
+  // comment lines, and uncomment the "[section]" and "key =" ones among them.
   const uncomment = async (name: string) =>
     parseIni(
-      (await Deno.readTextFile(`/etc/jailkit/${name}.ini`)).replace(/^#(?=\[|[a-z_]+ *=)/gm, ""),
+      (await Deno.readTextFile(`/etc/jailkit/${name}.ini`)).split("\n")
+        .filter((line) => line.startsWith("#"))
+        .map((line) => line.replace(/^#(?=\[|[a-z_]+ *=)/, ""))
+        .join("\n"),
       `${name}.ini`,
     );
   const chrootsh = await uncomment("jk_chrootsh");
@@ -689,7 +693,7 @@ Deno.test("readIniFile: missing vs unreadable vs not a regular file", async () =
   });
 });
 
-Deno.test("readIniFile: a file the process may not read is 'unreadable', not 'missing'", async () => {
+Deno.test("readIniFile: a file it may not read is 'unreadable', not 'missing'", async () => {
   // Root ignores mode bits, so deny the read with Deno's permissions in a child.
   await withScratch(async (dir) => {
     const ini = join(dir, "secret.ini");
@@ -700,7 +704,9 @@ Deno.test("readIniFile: a file the process may not read is 'unreadable', not 'mi
       script,
       `import { IniError, readIniFile } from "${src}ini.ts";
       try { await readIniFile(${JSON.stringify(ini)}); console.log("read"); }
-      catch (e) { console.log(e instanceof IniError ? e.reason + "|" + e.message : "other " + e); }`,
+      catch (e) {
+        console.log(e instanceof IniError ? e.reason + "|" + e.message : "other " + e);
+      }`,
     );
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--no-config", "--no-prompt", `--allow-read=${src},${script}`, script],
@@ -832,37 +838,75 @@ function prng(seed: number): () => number {
 
 /** Pieces of INI-ish text; a fuzz line is a few of them. */
 const TOKENS = [
-  "[", "]", "[s]", "[DEFAULT]", "[group users]", "[ x ]", "=", ":", " = ", "#", ";", "%", "%%",
-  "%(x)s", "\r", " ", "\t", "paths", "PATHS", "umask", "022", "1", "0", "yes", "on", "-1",
-  "1e9", ".5", "/usr/bin/ls", ",", ", ,", "\0", "\x1b", "\u00a0", "\uFEFF", "é", "\uD800",
-  "executables", "relax_home_group",
+  "[",
+  "]",
+  "[s]",
+  "[DEFAULT]",
+  "[group users]",
+  "[ x ]",
+  "=",
+  ":",
+  " = ",
+  "#",
+  ";",
+  "%",
+  "%%",
+  "%(x)s",
+  "\r",
+  " ",
+  "\t",
+  "paths",
+  "PATHS",
+  "umask",
+  "022",
+  "1",
+  "0",
+  "yes",
+  "on",
+  "-1",
+  "1e9",
+  ".5",
+  "/usr/bin/ls",
+  ",",
+  ", ,",
+  "\0",
+  "\x1b",
+  "\u00a0",
+  "\uFEFF",
+  "é",
+  "\uD800",
+  "executables",
+  "relax_home_group",
 ];
 
 /** Line shapes, so that a good share of inputs get past the syntax check. */
 const SHAPES = ["key = TOK", "[TOK]", "  TOK", "TOK", "# TOK", "", "TOK = TOK, TOK"];
 
 /**
- * One random input: lines of INI-ish shapes filled with tokens, with random
- * bytes mixed in now and then, encoded as UTF-8 (random bytes stay raw).
+ * One random input: lines of INI-ish shapes filled with tokens and now and
+ * then a random UTF-16 code unit (lone surrogates included). `bytes` is its
+ * UTF-8 encoding with random raw bytes spliced in.
  */
-function fuzzInput(rand: () => number): Uint8Array {
+function fuzzCase(rand: () => number): { text: string; bytes: Uint8Array } {
   const pick = <T>(list: readonly T[]) => list[Math.floor(rand() * list.length)];
   const encoder = new TextEncoder();
-  const bytes: number[] = [];
-  if (rand() < 0.7) bytes.push(...encoder.encode("[s]\n"));
+  let text = rand() < 0.7 ? "[s]\n" : "";
+  const bytes: number[] = [...encoder.encode(text)];
   const lineCount = Math.floor(rand() * 12);
   for (let i = 0; i < lineCount; i++) {
-    const line = pick(SHAPES).replace(/TOK/g, () => {
+    let line = pick(SHAPES).replace(/TOK/g, () => {
       let tok = "";
       const n = 1 + Math.floor(rand() * 3);
       for (let j = 0; j < n; j++) tok += pick(TOKENS);
       return tok;
     });
+    if (rand() < 0.05) line += String.fromCharCode(Math.floor(rand() * 0x10000));
+    line += rand() < 0.1 ? "\r\n" : "\n";
+    text += line;
     bytes.push(...encoder.encode(line));
     if (rand() < 0.05) bytes.push(Math.floor(rand() * 256));
-    bytes.push(...encoder.encode(rand() < 0.1 ? "\r\n" : "\n"));
   }
-  return new Uint8Array(bytes);
+  return { text, bytes: new Uint8Array(bytes) };
 }
 
 /**
@@ -903,32 +947,31 @@ function exercise(text: string, options: ParseOptions): boolean {
       }
     }
   }
+  return true;
 }
-
-// Inputs the fuzzer found to crash earlier versions are kept here as regressions.
-const REGRESSIONS: string[] = [];
 
 Deno.test("fuzz: 3000 seeded random inputs either parse or throw IniError", async () => {
   const rand = prng(0x1a11c17);
   const lossy = new TextDecoder();
-  for (const text of REGRESSIONS) exercise(text, {});
+  let parsed = 0;
   for (let i = 0; i < 3000; i++) {
-    const bytes = fuzzInput(rand);
-    const text = lossy.decode(bytes);
+    const { text, bytes } = fuzzCase(rand);
     const options = { pythonPercent: rand() < 0.5 };
-    try {
-      exercise(text, options);
-      // Raw strings too: parseIni must cope with lone surrogates and anything else.
-      exercise(String.fromCharCode(...bytes), options);
-    } catch (e) {
-      throw new Error(`fuzz case ${i} failed: ${JSON.stringify(text)}: ${e}`);
+    for (const input of [text, lossy.decode(bytes)]) {
+      try {
+        if (exercise(input, options)) parsed++;
+      } catch (e) {
+        throw new Error(`fuzz case ${i} failed: ${JSON.stringify(input)}: ${e}`);
+      }
     }
   }
+  // Both outcomes must be common, or the fuzzer is not reaching the accessors.
+  assert.ok(parsed > 600 && parsed < 5400, `${parsed} of 6000 inputs parsed`);
   // A slice of the cases through the file reader, with the raw bytes.
   await withScratch(async (dir) => {
     const path = join(dir, "fuzz.ini");
     for (let i = 0; i < 200; i++) {
-      const bytes = fuzzInput(rand);
+      const { bytes } = fuzzCase(rand);
       await Deno.writeFile(path, bytes);
       try {
         await readIniFile(path, { pythonPercent: i % 2 === 0 });
