@@ -30,8 +30,8 @@
  *   5. with file capabilities, raises them into the ambient set, since execve
  *      of a file without capabilities would otherwise drop them;
  *   6. refuses a target that is not a root-owned regular file writable only by root;
- *   7. execs: argv[0] is the caller's (a login "-" is kept), then the fixed
- *      arguments, then the caller's arguments.
+ *   7. execs: argv[0] is the caller's (privileged: the tool's name, a login "-"
+ *      kept), then the fixed arguments, then the caller's arguments.
  * It never reads a configuration file, a user database or the environment.
  */
 #define _GNU_SOURCE
@@ -95,11 +95,22 @@ static void close_other_fds(void) {
 
 /* Step 3: default dispositions and an empty mask. An ignored signal (SIGPIPE,
  * SIGCHLD) or a blocked one would survive execve and change how the jailed
- * shell behaves. */
+ * shell behaves. glibc's signal() refuses signals 32 and 33 (its own), and
+ * posix_spawn callers leave them ignored, so use the raw system call; this
+ * process is single-threaded and execs next, so glibc needs neither. */
+struct kernel_sigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)(void);
+  unsigned long mask;
+};
+
 static void reset_signals(void) {
   sigset_t none;
-  for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    struct kernel_sigaction dfl = {SIG_DFL, 0, NULL, 0};
+    syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
   }
   sigemptyset(&none);
   if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) die("sigprocmask failed", "");
@@ -200,6 +211,14 @@ int main(int argc, char **argv) {
   /* argc may be 0 (execve with an empty argv; Linux >= 5.18 then passes one
    * empty string): never read past it, and never pass an empty name on. */
   args[0] = (argc > 0 && argv[0] && argv[0][0]) ? argv[0] : (char *)JK_TOOL;
+#if JK_PRIVILEGED
+  /* [jk_chrootsh helper] The Deno CLI obeys argv[0]: named "dx" it runs
+   * `deno x`, which executes a package.json bin from the caller's cwd (tested:
+   * a script of the caller's ran as root). A privileged target therefore gets
+   * only the tool's own name, with the caller's login "-" kept. */
+  static char login_name[] = "-" JK_TOOL;
+  args[0] = (argc > 0 && argv[0] && argv[0][0] == '-') ? login_name : login_name + 1;
+#endif
   for (size_t i = 0; i < fixed; i++) args[1 + i] = (char *)jk_fixed_args[i];
   for (size_t i = 0; i < extra; i++) args[1 + fixed + i] = argv[1 + i];
 

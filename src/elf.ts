@@ -693,27 +693,43 @@ const BINPRM_BUF_SIZE = 256;
  */
 export function readShebang(bytes: Uint8Array): Shebang | null {
   if (bytes.length < 2 || bytes[0] !== 0x23 || bytes[1] !== 0x21) return null;
-  const buf = bytes.subarray(0, Math.min(bytes.length, BINPRM_BUF_SIZE));
+  // The kernel reads 256 bytes into a zeroed buffer and keeps the last byte for a NUL.
+  const buf = new Uint8Array(BINPRM_BUF_SIZE);
+  buf.set(bytes.subarray(0, BINPRM_BUF_SIZE));
+  const last = BINPRM_BUF_SIZE - 1;
+  const spacetab = (c: number) => c === 0x20 || c === 0x09;
+  const terminator = (c: number) => spacetab(c) || c === 0;
+  const nonSpacetab = (from: number, to: number) => {
+    for (let i = from; i < to; i++) if (!spacetab(buf[i])) return i;
+    return -1;
+  };
+  const nextTerminator = (from: number, to: number) => {
+    for (let i = from; i < to; i++) if (terminator(buf[i])) return i;
+    return -1;
+  };
   let end = buf.indexOf(0x0a);
-  const truncated = end < 0;
-  if (truncated) end = buf.length;
-  const isBlank = (c: number) => c === 0x20 || c === 0x09;
-  let i = 2;
-  while (i < end && isBlank(buf[i])) i++;
-  const start = i;
-  while (i < end && !isBlank(buf[i]) && buf[i] !== 0) i++;
-  if (i === start) return null;
-  // Without a newline the kernel accepts the line only if the interpreter
-  // name ended before the buffer did.
-  if (truncated && i === end) {
-    if (bytes.length > BINPRM_BUF_SIZE) return null;
+  if (end < 0) {
+    const first = nonSpacetab(2, last);
+    // Without a newline the interpreter name must visibly end inside the buffer.
+    if (first < 0 || nextTerminator(first, last) < 0) return null;
+    end = last;
   }
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  const interpreter = decode(buf.subarray(start, i));
-  let argEnd = end;
-  const nul = buf.subarray(i, end).indexOf(0);
-  if (nul >= 0) argEnd = i + nul;
-  while (argEnd > i && isBlank(buf[argEnd - 1])) argEnd--;
-  while (i < argEnd && isBlank(buf[i])) i++;
-  return { interpreter, argument: i < argEnd ? decode(buf.subarray(i, argEnd)) : null };
+  while (end > 2 && spacetab(buf[end - 1])) end--;
+  const name = nonSpacetab(2, end);
+  if (name < 0) return null;
+  const sep = nextTerminator(name, end);
+  const nameEnd = sep < 0 ? end : sep;
+  if (nameEnd === name) return null;
+  const decode = (from: number, to: number) => new TextDecoder().decode(buf.subarray(from, to));
+  let argument: string | null = null;
+  if (sep >= 0 && buf[sep] !== 0) {
+    const arg = nonSpacetab(sep, end);
+    if (arg >= 0) {
+      // The argument is a C string: it stops at a NUL.
+      const nul = buf.subarray(arg, end).indexOf(0);
+      const argEnd = nul < 0 ? end : arg + nul;
+      if (argEnd > arg) argument = decode(arg, argEnd);
+    }
+  }
+  return { interpreter: decode(name, nameEnd), argument };
 }

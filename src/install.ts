@@ -44,11 +44,13 @@ export interface InstallOptions {
 }
 
 const USAGE = `Usage: deno task install [--prefix DIR] [--sysconfdir DIR] [--dev] [--caps]
+                         [--log-socket PATH]
 
   --prefix DIR       install below DIR (DIR/usr/sbin, DIR/usr/bin, DIR/usr/lib/jailkit)
   --sysconfdir DIR   ini files directory (default DIR/etc/jailkit, /etc/jailkit without prefix)
   --dev              dev launchers running the sources with deno run (no denort needed)
   --caps             privileged entries get file capabilities instead of setuid root
+  --log-socket PATH  the system logger's datagram socket (default /dev/log)
   -h, --help         this text`;
 
 /** The sources a dev install or a compile needs: modules only, no tests. */
@@ -280,13 +282,16 @@ export function installOptions(args: string[]): InstallOptions | null {
     sysconfdir: { type: "string" },
     dev: { type: "boolean" },
     caps: { type: "boolean" },
+    "log-socket": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, { positionals: false, usageExit: 2 });
   if (values.help) return null;
   const prefix = ((values.prefix as string | undefined) ?? "").replace(/\/+$/, "");
   const sysconfdir = (values.sysconfdir as string | undefined) ??
     `${prefix}/etc/jailkit`;
-  return { site: { prefix, sysconfdir }, dev: !!values.dev, caps: !!values.caps };
+  const logSocket = values["log-socket"] as string | undefined;
+  const site: Site = { prefix, sysconfdir, ...(logSocket === undefined ? {} : { logSocket }) };
+  return { site, dev: !!values.dev, caps: !!values.caps };
 }
 
 if (import.meta.main) {

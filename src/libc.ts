@@ -11,7 +11,8 @@
  * constants runs without `--allow-ffi`. Calling a wrapper needs **unscoped**
  * `--allow-ffi`: `Deno.UnsafePointer.of` and `Deno.UnsafePointerView` (C
  * strings, argv arrays, struct passwd, errno) refuse a path-scoped grant
- * (notes §1.4). Deno documents `--allow-ffi` as equivalent to `--allow-all`.
+ * (notes §1.4), so a scoped grant fails at the first call rather than at the
+ * first error. Deno documents `--allow-ffi` as equivalent to `--allow-all`.
  *
  * Which libc. The library is opened by absolute path, never by the bare name
  * `libc.so.6` (Deno resolves a relative name against the current directory):
@@ -39,6 +40,9 @@ import { JkError } from "./cli.ts";
 
 // ---------------------------------------------------------------------------
 // Library path and symbol table
+
+/** x86_64 and aarch64 differ in a few constants (O_DIRECTORY, O_NOFOLLOW, syscall numbers). */
+const X86_64 = Deno.build.arch === "x86_64";
 
 /** Multiarch triples of the architectures whose struct layouts this module knows. */
 const TRIPLES: Partial<Record<typeof Deno.build.arch, string>> = {
@@ -116,6 +120,8 @@ const SYMBOLS = {
   // leaving
   execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   _exit: { parameters: ["i32"], result: "void" },
+  // --- added for src/privileged.ts (issue 4 part A): see "Irreversibility probes" below
+  syscall_ids: { name: "syscall", parameters: ["i64", "u64", "u64", "u64"], result: "i64" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -148,7 +154,12 @@ function openLibc(): Opened {
       const lib = Deno.dlopen(path, SYMBOLS);
       const location = lib.symbols.__errno_location();
       if (location === null) throw new Error("__errno_location returned NULL");
-      return { path, symbols: lib.symbols, errno: new Deno.UnsafePointerView(location) };
+      const errno = new Deno.UnsafePointerView(location);
+      // A path-scoped --allow-ffi opens the library and makes successful calls,
+      // but reading errno (or any pointer) fails. Fail here, at the first call,
+      // rather than at the first error.
+      errno.getInt32();
+      return { path, symbols: lib.symbols, errno };
     } catch (e) {
       // A missing --allow-ffi is the same for every candidate: report it as is.
       if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;
@@ -855,7 +866,8 @@ const SIG_ERR = 0xffff_ffff_ffff_ffffn;
 /** Highest signal number (kernel _NSIG - 1). */
 const LAST_SIGNAL = 64;
 /** glibc's internal SIGCANCEL and SIGSETXID: its signal() refuses them (EINVAL). */
-const GLIBC_INTERNAL_SIGNALS = new Set([32, 33]);
+const GLIBC_INTERNAL_SIGNALS = [32, 33];
+const SYS_rt_sigaction = X86_64 ? 13 : 134;
 
 /**
  * Sets the disposition of a signal to `SIG_DFL` or `SIG_IGN`; returns the
@@ -873,10 +885,18 @@ export function signal(signo: number, handler: bigint): bigint {
 }
 
 /**
- * Sets every signal but SIGKILL, SIGSTOP and glibc's two internal ones back to
- * its default disposition. Call it right before execve only: it also removes
- * the runtime's own handlers (its stack-overflow guard, Deno signal listeners,
- * the child-reaping SIGCHLD handler).
+ * Sets every signal but SIGKILL and SIGSTOP back to its default disposition.
+ * Call it right before execve only: it also removes the runtime's own handlers
+ * (its stack-overflow guard, Deno signal listeners, the child-reaping SIGCHLD
+ * handler).
+ *
+ * glibc's signal() refuses its internal signals 32 (SIGCANCEL) and 33
+ * (SIGSETXID), yet a caller can pass them in ignored (glibc's own posix_spawn
+ * sets them to SIG_IGN in every child, and Deno.Command spawns that way), and
+ * an ignored signal survives execve. So these two are read with the raw
+ * rt_sigaction syscall and reset when ignored; a handler glibc installed is
+ * left in place (execve resets it, and SIGSETXID's is what makes setresuid
+ * reach every thread).
  *
  * @example
  * ```ts
@@ -887,8 +907,24 @@ export function signal(signo: number, handler: bigint): bigint {
  */
 export function resetAllSignals(): void {
   for (let signo = 1; signo <= LAST_SIGNAL; signo++) {
-    if (signo === SIGKILL || signo === SIGSTOP || GLIBC_INTERNAL_SIGNALS.has(signo)) continue;
-    signal(signo, SIG_DFL);
+    if (signo === SIGKILL || signo === SIGSTOP) continue;
+    if (GLIBC_INTERNAL_SIGNALS.includes(signo)) resetIfIgnored(signo);
+    else signal(signo, SIG_DFL);
+  }
+}
+
+/** Resets an ignored signal through the raw syscall, bypassing glibc's refusal. */
+function resetIfIgnored(signo: number): void {
+  // kernel struct sigaction (x86_64 and arm64): handler, flags, restorer, mask: 4 x u64
+  const old = new BigUint64Array(4);
+  const nr = BigInt(SYS_rt_sigaction), sig = BigInt(signo);
+  if (Number(libc().syscall(nr, sig, null, old, 8n)) !== 0) {
+    throw fail(errno(), "rt_sigaction", signo);
+  }
+  if (old[0] !== SIG_IGN) return;
+  const byDefault = new BigUint64Array(4); // SIG_DFL, no flags, empty mask
+  if (Number(libc().syscall(nr, sig, byDefault, null, 8n)) !== 0) {
+    throw fail(errno(), "rt_sigaction", signo, raw("SIG_DFL"));
   }
 }
 
@@ -923,7 +959,6 @@ export const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000, S_IFSOC
 export const AT_FDCWD = -100;
 const AT_EMPTY_PATH = 0x1000;
 
-const X86_64 = Deno.build.arch === "x86_64";
 /** Open flags (x86_64 and aarch64 Linux differ in O_DIRECTORY and O_NOFOLLOW). */
 export const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200;
 /** Open flags (x86_64 and aarch64 Linux differ in O_DIRECTORY and O_NOFOLLOW). */
@@ -1407,3 +1442,810 @@ function parseEnvironmentEntries(bytes: Uint8Array): Map<string, string> {
 function q(text: string): string {
   return JSON.stringify(text);
 }
+
+// ---------------------------------------------------------------------------
+// Irreversibility probes and the ambient set (added for src/privileged.ts, issue 4 part A)
+
+/** Raw syscall numbers of the id calls (x86_64 and aarch64 differ). */
+const SYS_IDS = X86_64
+  ? { setgroups: 116, setresuid: 117, setresgid: 119 }
+  : { setgroups: 159, setresuid: 147, setresgid: 149 };
+
+/**
+ * Asks the kernel, for the calling thread only, to set all three user or
+ * group ids to `id`, and returns 0 or the errno. A probe: after a drop, the
+ * answer must be EPERM. It is a raw syscall on purpose. glibc's setresuid
+ * changes every thread and calls abort() when the threads disagree, which they
+ * do in a --caps install, where only the calling thread has shed its
+ * capabilities (capset is per thread). If a probe ever returns 0, the calling
+ * thread has regained the ids: the caller must end the process at once.
+ *
+ * @example
+ * ```ts
+ * if (probeSetIds("setresuid", 0) !== EPERM) exitNow(36);
+ * ```
+ */
+export function probeSetIds(call: "setresuid" | "setresgid", id: number): number {
+  const n = BigInt(id >>> 0);
+  const r = libc().syscall_ids(BigInt(SYS_IDS[call]), n, n, n);
+  return r === 0n ? 0 : errno();
+}
+
+/**
+ * Like `probeSetIds`, for the supplementary groups: asks the kernel to set
+ * them to `gids` on the calling thread only; returns 0 or the errno.
+ *
+ * @example
+ * ```ts
+ * probeSetgroups([0]); // EPERM once privileges are gone
+ * ```
+ */
+export function probeSetgroups(gids: readonly number[]): number {
+  const list = Uint32Array.from(gids);
+  const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(list)));
+  pinned.current = list;
+  const r = libc().syscall_ids(BigInt(SYS_IDS.setgroups), BigInt(list.length), address, 0n);
+  const err = r === 0n ? 0 : errno();
+  pinned.current = null;
+  return err;
+}
+
+const PR_CAP_AMBIENT_IS_SET = 1;
+
+/**
+ * The calling thread's ambient capabilities as a mask (bit n = capability n),
+ * asked one capability at a time until the kernel's last one.
+ *
+ * @example
+ * ```ts
+ * clearAmbientCapabilities();
+ * ambientCapabilities(); // 0n
+ * ```
+ */
+export function ambientCapabilities(): bigint {
+  let mask = 0n;
+  for (let cap = 0; cap < 64; cap++) {
+    const r = libc().prctl(PR_CAP_AMBIENT, BigInt(PR_CAP_AMBIENT_IS_SET), BigInt(cap), 0n, 0n);
+    if (r < 0) {
+      const err = errno();
+      if (err === EINVAL) break; // past the kernel's last capability
+      throw fail(err, "prctl", raw("PR_CAP_AMBIENT"), raw("PR_CAP_AMBIENT_IS_SET"), cap);
+    }
+    if (r === 1) mask |= 1n << BigInt(cap);
+  }
+  return mask;
+}
+
+// ===========================================================================
+// BEGIN jailfs block (issue 3 part A: src/jailfs.ts, src/jailcopy.ts).
+// *at() calls for working inside a directory fd, so that a root tool never
+// resolves a jail path as a string. These symbols live in a second table,
+// opened lazily on the same libc (dlopen returns the loaded instance, so
+// errno is shared with the table above).
+
+const JAILFS_SYMBOLS = {
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  copy_file_range: {
+    parameters: ["i32", "buffer", "i32", "buffer", "usize", "u32"],
+    result: "isize",
+  },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let jailfsSymbols: Deno.DynamicLibrary<typeof JAILFS_SYMBOLS>["symbols"] | null = null;
+
+function atLibc(): Deno.DynamicLibrary<typeof JAILFS_SYMBOLS>["symbols"] {
+  return jailfsSymbols ??= Deno.dlopen(libcPath(), JAILFS_SYMBOLS).symbols;
+}
+
+/** errno values the jail file-system code tests for. */
+export const EEXIST = 17, EXDEV = 18, ENOTDIR = 20, EISDIR = 21, ENOSYS = 38;
+/** errno values the jail file-system code tests for. */
+export const ENOTEMPTY = 39, ELOOP = 40, EOPNOTSUPP = 95, EMLINK = 31;
+
+/** `*at()` flags. */
+export const AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_SYMLINK_FOLLOW = 0x400;
+/** renameat2 flags. */
+export const RENAME_NOREPLACE = 1;
+/** An unnamed file in a directory (`O_TMPFILE` includes O_DIRECTORY, as in glibc). */
+export const O_TMPFILE = 0o20000000 | O_DIRECTORY;
+
+/** A time stamp with nanoseconds. */
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
+
+/** `fstat` plus the times, from statx. */
+export interface FullStat extends FileStat {
+  atime: Timespec;
+  mtime: Timespec;
+}
+
+function parseStatx(buf: Uint8Array): FullStat {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const time = (at: number) => ({
+    sec: Number(v.getBigInt64(at, true)),
+    nsec: v.getUint32(at + 8, true),
+  });
+  return {
+    nlink: v.getUint32(16, true),
+    uid: v.getUint32(20, true),
+    gid: v.getUint32(24, true),
+    mode: v.getUint16(28, true),
+    ino: v.getBigUint64(32, true),
+    size: Number(v.getBigUint64(40, true)),
+    atime: time(64),
+    mtime: time(112),
+    rdev: makedev(v.getUint32(128, true), v.getUint32(132, true)),
+    dev: makedev(v.getUint32(136, true), v.getUint32(140, true)),
+  };
+}
+
+const statxBuffer = new Uint8Array(256);
+const EMPTY_CSTR = new Uint8Array(1);
+
+/**
+ * Status of `path` relative to `dirfd` (statx), or null when it does not exist
+ * (ENOENT). Pass `AT_SYMLINK_NOFOLLOW` to look at a symlink itself; `path` ""
+ * with `AT_EMPTY_PATH` is not needed: use `fstatFull`.
+ *
+ * @example
+ * ```ts
+ * const st = statAt(dirfd, "libc.so.6", AT_SYMLINK_NOFOLLOW);
+ * ```
+ */
+export function statAt(dirfd: number, path: string, flags: number): FullStat | null {
+  if (atLibc().statx(dirfd, cstr(path, "statx"), flags, 0x7ff, statxBuffer) !== 0) {
+    const err = errno();
+    if (err === ENOENT) return null;
+    throw fail(err, "statx", dirfd, path);
+  }
+  return parseStatx(statxBuffer);
+}
+
+/**
+ * Status of an open fd, with times.
+ *
+ * @example
+ * ```ts
+ * fstatFull(fd).mtime.sec;
+ * ```
+ */
+export function fstatFull(fd: number): FullStat {
+  if (atLibc().statx(fd, EMPTY_CSTR, AT_EMPTY_PATH, 0x7ff, statxBuffer) !== 0) {
+    throw fail(errno(), "fstat", fd);
+  }
+  return parseStatx(statxBuffer);
+}
+
+/**
+ * Creates a directory `name` in `dirfd` (the umask applies).
+ *
+ * @example
+ * ```ts
+ * mkdirat(jailRootFd, "etc", 0o700);
+ * ```
+ */
+export function mkdirat(dirfd: number, name: string, mode: number): void {
+  if (atLibc().mkdirat(dirfd, cstr(name, "mkdirat"), mode) !== 0) {
+    throw fail(errno(), "mkdirat", dirfd, name, octal(mode));
+  }
+}
+
+/**
+ * Creates a symlink `name` in `dirfd` holding `target`; EEXIST if `name` exists.
+ *
+ * @example
+ * ```ts
+ * symlinkat("usr/lib", jailRootFd, "lib");
+ * ```
+ */
+export function symlinkat(target: string, dirfd: number, name: string): void {
+  if (atLibc().symlinkat(cstr(target, "symlinkat"), dirfd, cstr(name, "symlinkat")) !== 0) {
+    throw fail(errno(), "symlinkat", target, dirfd, name);
+  }
+}
+
+/**
+ * Renames within or across directory fds; `RENAME_NOREPLACE` fails with EEXIST
+ * instead of replacing.
+ *
+ * @example
+ * ```ts
+ * renameat2(dirfd, ".jk_tmp.1", dirfd, "ls", 0);
+ * ```
+ */
+export function renameat2(
+  olddirfd: number,
+  oldName: string,
+  newdirfd: number,
+  newName: string,
+  flags: number,
+): void {
+  const r = atLibc().renameat2(
+    olddirfd,
+    cstr(oldName, "renameat2"),
+    newdirfd,
+    cstr(newName, "renameat2"),
+    flags,
+  );
+  if (r !== 0) throw fail(errno(), "renameat2", olddirfd, oldName, newdirfd, newName, flags);
+}
+
+/**
+ * Removes `name` from `dirfd` (a directory with `AT_REMOVEDIR`). Never follows a symlink.
+ *
+ * @example
+ * ```ts
+ * unlinkat(dirfd, "old.so", 0);
+ * ```
+ */
+export function unlinkat(dirfd: number, name: string, flags: number): void {
+  if (atLibc().unlinkat(dirfd, cstr(name, "unlinkat"), flags) !== 0) {
+    throw fail(errno(), "unlinkat", dirfd, name, flags);
+  }
+}
+
+/**
+ * Changes the owner of `name` in `dirfd`; with `AT_SYMLINK_NOFOLLOW` a symlink itself.
+ *
+ * @example
+ * ```ts
+ * fchownat(dirfd, "null", 0, 0, AT_SYMLINK_NOFOLLOW);
+ * ```
+ */
+export function fchownat(
+  dirfd: number,
+  name: string,
+  uid: number,
+  gid: number,
+  flags: number,
+): void {
+  if (atLibc().fchownat(dirfd, cstr(name, "fchownat"), uid, gid, flags) !== 0) {
+    throw fail(errno(), "fchownat", dirfd, name, uid, gid, flags);
+  }
+}
+
+/**
+ * Makes a hard link `newName` in `newdirfd`. With `oldName` "" and `emptyPath`
+ * true, links the open file `olddirfd` itself (AT_EMPTY_PATH; needs
+ * CAP_DAC_READ_SEARCH), which also gives an O_TMPFILE file its first name.
+ * Fails with EEXIST if `newName` exists.
+ *
+ * @example
+ * ```ts
+ * linkat(tmpFd, "", dirfd, "ls", true);
+ * ```
+ */
+export function linkat(
+  olddirfd: number,
+  oldName: string,
+  newdirfd: number,
+  newName: string,
+  emptyPath: boolean,
+): void {
+  const r = atLibc().linkat(
+    olddirfd,
+    cstr(oldName, "linkat"),
+    newdirfd,
+    cstr(newName, "linkat"),
+    emptyPath ? AT_EMPTY_PATH : 0,
+  );
+  if (r !== 0) throw fail(errno(), "linkat", olddirfd, oldName, newdirfd, newName);
+}
+
+const linkBuffer = new Uint8Array(4097);
+const lenientUtf8 = new TextDecoder();
+
+/**
+ * The target of the symlink `name` in `dirfd` (at most 4096 bytes).
+ *
+ * @example
+ * ```ts
+ * readlinkat(jailRootFd, "lib"); // "usr/lib"
+ * ```
+ */
+export function readlinkat(dirfd: number, name: string): string {
+  const n = Number(atLibc().readlinkat(dirfd, cstr(name, "readlinkat"), linkBuffer, 4097n));
+  if (n < 0) throw fail(errno(), "readlinkat", dirfd, name);
+  if (n > 4096) throw new LibcError(`readlinkat(${dirfd}, ${q(name)})`, ENAMETOOLONG);
+  return lenientUtf8.decode(linkBuffer.subarray(0, n));
+}
+
+/**
+ * Creates a device node, FIFO or socket `name` in `dirfd` (the umask applies).
+ *
+ * @example
+ * ```ts
+ * mknodat(devFd, "null", S_IFCHR | 0o666, makedev(1, 3));
+ * ```
+ */
+export function mknodat(dirfd: number, name: string, mode: number, dev: bigint): void {
+  if (atLibc().mknodat(dirfd, cstr(name, "mknodat"), mode, dev) !== 0) {
+    throw fail(errno(), "mknodat", dirfd, name, octal(mode), dev);
+  }
+}
+
+function timespecs(atime: Timespec, mtime: Timespec): BigInt64Array {
+  return new BigInt64Array([
+    BigInt(atime.sec),
+    BigInt(atime.nsec),
+    BigInt(mtime.sec),
+    BigInt(mtime.nsec),
+  ]);
+}
+
+/**
+ * Sets access and modification times of `name` in `dirfd`
+ * (`AT_SYMLINK_NOFOLLOW`: of a symlink itself).
+ *
+ * @example
+ * ```ts
+ * utimensat(dirfd, "null", st.atime, st.mtime, AT_SYMLINK_NOFOLLOW);
+ * ```
+ */
+export function utimensat(
+  dirfd: number,
+  name: string,
+  atime: Timespec,
+  mtime: Timespec,
+  flags: number,
+): void {
+  const r = atLibc().utimensat(dirfd, cstr(name, "utimensat"), timespecs(atime, mtime), flags);
+  if (r !== 0) throw fail(errno(), "utimensat", dirfd, name);
+}
+
+/**
+ * Sets access and modification times of an open file.
+ *
+ * @example
+ * ```ts
+ * futimens(fd, source.atime, source.mtime);
+ * ```
+ */
+export function futimens(fd: number, atime: Timespec, mtime: Timespec): void {
+  if (atLibc().futimens(fd, timespecs(atime, mtime)) !== 0) throw fail(errno(), "futimens", fd);
+}
+
+/**
+ * copy_file_range(2) from the current offsets of `from` to `to`, up to
+ * `length` bytes; returns the count copied (0 at end of file). Retries EINTR.
+ *
+ * @example
+ * ```ts
+ * while (copyFileRange(src, dst, 1 << 30) > 0);
+ * ```
+ */
+export function copyFileRange(from: number, to: number, length: number): number {
+  for (;;) {
+    const n = Number(atLibc().copy_file_range(from, null, to, null, BigInt(length), 0));
+    if (n >= 0) return n;
+    const err = errno();
+    if (err !== EINTR) throw fail(err, "copy_file_range", from, to, length);
+  }
+}
+
+/** One directory entry from `readDirFd`. */
+export interface DirEntry {
+  name: string;
+  /** `d_type`: 4 directory, 8 regular, 10 symlink, 2 char, 6 block, 1 FIFO, 12 socket, 0 unknown. */
+  type: number;
+}
+
+const dentsBuffer = new Uint8Array(64 * 1024);
+
+/**
+ * Every entry of the directory open (O_RDONLY|O_DIRECTORY) at `fd`, without
+ * "." and "..", in the order the file system returns them.
+ *
+ * @example
+ * ```ts
+ * readDirFd(fd).map((e) => e.name);
+ * ```
+ */
+export function readDirFd(fd: number): DirEntry[] {
+  const out: DirEntry[] = [];
+  const view = new DataView(dentsBuffer.buffer);
+  for (;;) {
+    const n = Number(atLibc().getdents64(fd, dentsBuffer, BigInt(dentsBuffer.length)));
+    if (n < 0) {
+      const err = errno();
+      if (err === EINTR) continue;
+      throw fail(err, "getdents64", fd);
+    }
+    if (n === 0) return out;
+    // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+    for (let at = 0; at < n;) {
+      const reclen = view.getUint16(at + 16, true);
+      if (reclen < 20 || at + reclen > n) throw new LibcError(`getdents64(${fd})`, EINVAL);
+      const type = dentsBuffer[at + 18];
+      const nameEnd = dentsBuffer.indexOf(0, at + 19);
+      if (nameEnd < 0 || nameEnd >= at + reclen) throw new LibcError(`getdents64(${fd})`, EINVAL);
+      const name = lenientUtf8.decode(dentsBuffer.subarray(at + 19, nameEnd));
+      if (name !== "." && name !== "..") out.push({ name, type });
+      at += reclen;
+    }
+  }
+}
+// END jailfs block
+// ===========================================================================
+
+// ===========================================================================
+// BEGIN socketd block (issue 6: src/jk_socketd.ts). AF_UNIX datagram sockets
+// with the sender's kernel-verified credentials (SO_PASSCRED,
+// SCM_CREDENTIALS), descriptor passing (SCM_RIGHTS), poll, dup3 and
+// close-on-exec control. Deno's datagram API carries no ancillary data, and
+// refuses /dev/log short of --allow-all. Second table on the same libc, as the
+// jailfs block; file-system calls come from that block (statAt, unlinkat).
+
+const SOCKETD_SYMBOLS = {
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  // The same poll on a worker thread, so that an async caller keeps its event
+  // loop (signals, child status) while it waits. errno is that thread's: a
+  // failure is reported without it.
+  poll_async: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // fcntl is variadic; an int third argument is passed as an int.
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let socketdSymbols: Deno.DynamicLibrary<typeof SOCKETD_SYMBOLS>["symbols"] | null = null;
+
+function sockLibc(): Deno.DynamicLibrary<typeof SOCKETD_SYMBOLS>["symbols"] {
+  return socketdSymbols ??= Deno.dlopen(libcPath(), SOCKETD_SYMBOLS).symbols;
+}
+
+/** Socket types and levels (x86_64 and aarch64 Linux). */
+export const SOCK_STREAM = 1, SOCK_SEQPACKET = 5, SOL_SOCKET = 1, SO_PASSCRED = 16;
+/** Control message types at `SOL_SOCKET`. */
+export const SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
+/** `recvmsg` flags and `msg_flags` bits. */
+export const MSG_CTRUNC = 0x8, MSG_TRUNC = 0x20, MSG_CMSG_CLOEXEC = 0x40000000;
+/** `poll` events. */
+export const POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
+/** errno values the socket code tests for. */
+export const EPIPE = 32, EMSGSIZE = 90, EADDRINUSE = 98, ECONNRESET = 104;
+
+/** `struct sockaddr_un` for a path, refusing one that does not fit sun_path. */
+function unixAddress(path: string, call: string, fd: number): Uint8Array<ArrayBuffer> {
+  const name = cstr(path, call);
+  if (name.length > SUN_PATH_MAX) throw new LibcError(`${call}(${fd}, ${q(path)})`, ENAMETOOLONG);
+  const address = new Uint8Array(2 + SUN_PATH_MAX);
+  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
+  address.set(name, 2);
+  return address.subarray(0, 2 + name.length) as Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Binds a socket to an AF_UNIX path (relative paths resolve against the
+ * working directory: `fchdir` to a directory fd first to bind inside it
+ * without resolving its path again). The new socket file's mode is 0777 minus
+ * the umask.
+ *
+ * @example
+ * ```ts
+ * bindUnix(fd, "log");
+ * ```
+ */
+export function bindUnix(fd: number, path: string): void {
+  const address = unixAddress(path, "bind", fd);
+  if (sockLibc().bind(fd, address, address.length) !== 0) throw fail(errno(), "bind", fd, path);
+}
+
+/**
+ * Sets an integer socket option.
+ *
+ * @example
+ * ```ts
+ * setSocketOption(fd, SOL_SOCKET, SO_PASSCRED, 1);
+ * ```
+ */
+export function setSocketOption(fd: number, level: number, name: number, value: number): void {
+  const v = new Int32Array([value]);
+  if (sockLibc().setsockopt(fd, level, name, v, 4) !== 0) {
+    throw fail(errno(), "setsockopt", fd, level, name, value);
+  }
+}
+
+/**
+ * A connected pair of AF_UNIX sockets of `type` (close-on-exec).
+ *
+ * @example
+ * ```ts
+ * const [mine, theirs] = socketpair(SOCK_SEQPACKET);
+ * ```
+ */
+export function socketpair(type: number): [number, number] {
+  const fds = new Int32Array(2);
+  if (sockLibc().socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) !== 0) {
+    throw fail(errno(), "socketpair", AF_UNIX, type);
+  }
+  return [fds[0], fds[1]];
+}
+
+const F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
+
+/**
+ * Sets or clears close-on-exec on an fd: clear it on exactly the fds a child
+ * must inherit, just before spawning it.
+ *
+ * @example
+ * ```ts
+ * setCloseOnExec(fd, false);
+ * ```
+ */
+export function setCloseOnExec(fd: number, on: boolean): void {
+  const flags = sockLibc().fcntl(fd, F_GETFD, 0);
+  if (flags < 0) throw fail(errno(), "fcntl", fd, raw("F_GETFD"));
+  const wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  if (sockLibc().fcntl(fd, F_SETFD, wanted) !== 0) throw fail(errno(), "fcntl", fd, raw("F_SETFD"));
+}
+
+/**
+ * Makes `newFd` a copy of `oldFd` (closing what `newFd` was), without
+ * close-on-exec unless `cloexec`. Used to put /dev/null on fds 0-2.
+ *
+ * @example
+ * ```ts
+ * dup3(devNull, 1, false);
+ * ```
+ */
+export function dup3(oldFd: number, newFd: number, cloexec: boolean): void {
+  if (sockLibc().dup3(oldFd, newFd, cloexec ? O_CLOEXEC : 0) < 0) {
+    throw fail(errno(), "dup3", oldFd, newFd);
+  }
+}
+
+/** One fd to watch with `poll`. */
+export interface PollRequest {
+  fd: number;
+  /** `POLLIN`, `POLLOUT`, ... */
+  events: number;
+}
+
+function pollBuffer(requests: readonly PollRequest[]): Uint8Array<ArrayBuffer> {
+  // struct pollfd { int fd; short events; short revents; }
+  const buf = new Uint8Array(Math.max(8, requests.length * 8));
+  const v = new DataView(buf.buffer);
+  requests.forEach((r, i) => {
+    v.setInt32(i * 8, r.fd, true);
+    v.setInt16(i * 8 + 4, r.events, true);
+  });
+  return buf;
+}
+
+function pollResults(buf: Uint8Array, count: number): number[] {
+  const v = new DataView(buf.buffer);
+  return Array.from({ length: count }, (_, i) => v.getUint16(i * 8 + 6, true));
+}
+
+/**
+ * Waits up to `timeoutMs` (-1: no limit) on the calling thread until one of
+ * the fds is ready; returns each fd's `revents` in order (all 0 on timeout or
+ * EINTR).
+ *
+ * @example
+ * ```ts
+ * const [ready] = poll([{ fd, events: POLLIN }], 1000);
+ * if (ready & POLLIN) receive();
+ * ```
+ */
+export function poll(requests: readonly PollRequest[], timeoutMs: number): number[] {
+  const buf = pollBuffer(requests);
+  const r = sockLibc().poll(buf, BigInt(requests.length), timeoutMs);
+  if (r < 0) {
+    const err = errno();
+    if (err !== EINTR) throw fail(err, "poll", requests.length, timeoutMs);
+    return requests.map(() => 0);
+  }
+  return pollResults(buf, requests.length);
+}
+
+/**
+ * `poll` on a worker thread: the event loop keeps running while it waits.
+ * A failure (errno is unknown there) reads as a timeout; keep `timeoutMs`
+ * short and loop.
+ *
+ * @example
+ * ```ts
+ * const [ready] = await pollAsync([{ fd, events: POLLIN }], 500);
+ * ```
+ */
+export async function pollAsync(requests: readonly PollRequest[], timeoutMs: number) {
+  const buf = pollBuffer(requests);
+  const r = await sockLibc().poll_async(buf, BigInt(requests.length), timeoutMs);
+  return r < 0 ? requests.map(() => 0) : pollResults(buf, requests.length);
+}
+
+/** The sender's process and ids as the kernel reports them (SCM_CREDENTIALS). */
+export interface Credentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** One datagram from `MessageReceiver.receive`. */
+export interface ReceivedMessage {
+  /** The bytes received (a view into the receiver's buffer, valid until the next receive). */
+  data: Uint8Array;
+  /** The datagram's real length, larger than `data` when it was cut. */
+  length: number;
+  /** The datagram did not fit the buffer (MSG_TRUNC). */
+  truncated: boolean;
+  /** The sender's credentials, with `credentials: true` and SO_PASSCRED on the socket. */
+  credentials: Credentials | null;
+  /** Descriptors passed with SCM_RIGHTS (close-on-exec), with `maxFds` > 0. */
+  fds: number[];
+}
+
+/** Options of a `MessageReceiver`. */
+export interface ReceiverOptions {
+  /** Largest datagram kept in full. */
+  capacity: number;
+  /** Room for the sender's credentials. */
+  credentials?: boolean;
+  /** Room for this many passed fds; the kernel closes any that do not fit. */
+  maxFds?: number;
+}
+
+/** CMSG_ALIGN on LP64: 8 bytes. */
+const cmsgAlign = (n: number) => (n + 7) & ~7;
+/** sizeof(struct cmsghdr) on LP64. */
+const CMSG_HEADER = 16;
+
+/**
+ * recvmsg(2) with its buffers allocated once (a relay calls it in a tight
+ * loop). The control buffer has room only for what the options ask for:
+ * descriptors that a sender passes beyond `maxFds` (by default all of them)
+ * are discarded by the kernel, never installed in this process, so a jailed
+ * client cannot fill our fd table. Always receives with MSG_TRUNC (to learn a
+ * datagram's real length) and MSG_CMSG_CLOEXEC.
+ *
+ * @example
+ * ```ts
+ * const receiver = new MessageReceiver({ capacity: 8192, credentials: true });
+ * const m = receiver.receive(fd, MSG_DONTWAIT);
+ * if (m) console.log(m.credentials?.pid, m.data.length);
+ * ```
+ */
+export class MessageReceiver {
+  readonly #data: Uint8Array<ArrayBuffer>;
+  readonly #control: Uint8Array<ArrayBuffer>;
+  readonly #iov = new BigUint64Array(2);
+  readonly #header = new Uint8Array(56);
+  readonly #headerView = new DataView(this.#header.buffer);
+  readonly #controlView: DataView;
+
+  /** @param options capacity and which ancillary data to make room for */
+  constructor(options: ReceiverOptions) {
+    this.#data = new Uint8Array(options.capacity);
+    const room = (options.credentials ? cmsgAlign(CMSG_HEADER + 12) : 0) +
+      (options.maxFds ? cmsgAlign(CMSG_HEADER + 4 * options.maxFds) : 0);
+    this.#control = new Uint8Array(Math.max(room, 8));
+    this.#controlView = new DataView(this.#control.buffer);
+    const address = (b: Uint8Array) =>
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b as Uint8Array<ArrayBuffer>)));
+    this.#iov[0] = address(this.#data);
+    this.#iov[1] = BigInt(this.#data.length);
+    // struct msghdr (LP64): name@0 namelen@8 iov@16 iovlen@24 control@32 controllen@40 flags@48
+    this.#headerView.setBigUint64(16, address(new Uint8Array(this.#iov.buffer)), true);
+    this.#headerView.setBigUint64(24, 1n, true);
+    this.#headerView.setBigUint64(32, room > 0 ? address(this.#control) : 0n, true);
+  }
+
+  /**
+   * Receives one datagram; `null` when none is waiting (EAGAIN with
+   * MSG_DONTWAIT or on a non-blocking socket). Retries EINTR.
+   */
+  receive(fd: number, flags = 0): ReceivedMessage | null {
+    const room = this.#headerView.getBigUint64(32, true) === 0n ? 0 : this.#control.length;
+    for (;;) {
+      this.#headerView.setBigUint64(40, BigInt(room), true);
+      this.#headerView.setInt32(48, 0, true);
+      const n = Number(
+        sockLibc().recvmsg(fd, this.#header, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC),
+      );
+      if (n < 0) {
+        const err = errno();
+        if (err === EINTR) continue;
+        if (err === EAGAIN) return null;
+        throw fail(err, "recvmsg", fd);
+      }
+      const msgFlags = this.#headerView.getInt32(48, true);
+      const controlLength = Number(this.#headerView.getBigUint64(40, true));
+      return {
+        data: this.#data.subarray(0, Math.min(n, this.#data.length)),
+        length: n,
+        truncated: (msgFlags & MSG_TRUNC) !== 0,
+        ...this.#ancillary(Math.min(controlLength, room)),
+      };
+    }
+  }
+
+  /** Walks the control messages the kernel wrote (CMSG_FIRSTHDR / CMSG_NXTHDR). */
+  #ancillary(length: number): { credentials: Credentials | null; fds: number[] } {
+    const v = this.#controlView;
+    let credentials: Credentials | null = null;
+    const fds: number[] = [];
+    for (let at = 0; at + CMSG_HEADER <= length;) {
+      const size = Number(v.getBigUint64(at, true));
+      if (size < CMSG_HEADER || at + size > length) break;
+      const level = v.getInt32(at + 8, true), type = v.getInt32(at + 12, true);
+      if (level === SOL_SOCKET && type === SCM_CREDENTIALS && size >= CMSG_HEADER + 12) {
+        credentials = {
+          pid: v.getInt32(at + 16, true),
+          uid: v.getUint32(at + 20, true),
+          gid: v.getUint32(at + 24, true),
+        };
+      } else if (level === SOL_SOCKET && type === SCM_RIGHTS) {
+        for (let i = at + CMSG_HEADER; i + 4 <= at + size; i += 4) fds.push(v.getInt32(i, true));
+      }
+      at += cmsgAlign(size);
+    }
+    return { credentials, fds };
+  }
+}
+
+/**
+ * Sends `data` on a connected socket with one descriptor attached
+ * (SCM_RIGHTS); returns the bytes sent.
+ *
+ * @example
+ * ```ts
+ * sendWithFd(control, new TextEncoder().encode("fd"), upstream);
+ * ```
+ */
+export function sendWithFd(fd: number, data: Uint8Array, passFd: number): number {
+  const control = new Uint8Array(cmsgAlign(CMSG_HEADER + 4));
+  const c = new DataView(control.buffer);
+  c.setBigUint64(0, BigInt(CMSG_HEADER + 4), true);
+  c.setInt32(8, SOL_SOCKET, true);
+  c.setInt32(12, SCM_RIGHTS, true);
+  c.setInt32(16, passFd, true);
+  const body = Uint8Array.from(data);
+  const address = (b: Uint8Array) =>
+    BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b as Uint8Array<ArrayBuffer>)));
+  const iov = new BigUint64Array([address(body), BigInt(body.length)]);
+  const header = new Uint8Array(56);
+  const h = new DataView(header.buffer);
+  h.setBigUint64(16, address(new Uint8Array(iov.buffer)), true);
+  h.setBigUint64(24, 1n, true);
+  h.setBigUint64(32, address(control), true);
+  h.setBigUint64(40, BigInt(control.length), true);
+  pinned.current = [control, body, iov];
+  for (;;) {
+    const n = Number(sockLibc().sendmsg(fd, header, MSG_NOSIGNAL));
+    if (n >= 0) {
+      pinned.current = null;
+      return n;
+    }
+    const err = errno();
+    if (err !== EINTR) {
+      pinned.current = null;
+      throw fail(err, "sendmsg", fd, passFd);
+    }
+  }
+}
+// END socketd block
+// ===========================================================================

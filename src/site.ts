@@ -16,6 +16,12 @@ export interface Site {
   prefix: string;
   /** Absolute directory of `jk_*.ini` (jailkit's INIPREFIX). */
   sysconfdir: string;
+  /**
+   * The system logger's datagram socket; `/dev/log` when absent. Set only at
+   * install time (`--log-socket`), never from the environment: a privileged
+   * tool must not let its caller choose where its log lines go.
+   */
+  logSocket?: string;
 }
 
 /**
@@ -69,6 +75,18 @@ export function libDir(site: Site): string {
 }
 
 /**
+ * The system logger's socket of a site (`/dev/log` unless installed otherwise).
+ *
+ * @example
+ * ```ts
+ * logSocketPath({ prefix: "", sysconfdir: "/etc/jailkit" }); // "/dev/log"
+ * ```
+ */
+export function logSocketPath(site: Site): string {
+  return site.logSocket ?? "/dev/log";
+}
+
+/**
  * Checks that a site's paths are absolute, normalised and free of characters
  * that cannot be baked safely into a C string or a permission flag.
  * Returns a problem description, or `null` when the site is usable.
@@ -88,6 +106,9 @@ export function validateSite(site: Site): string | null {
   }
   if (!clean(site.sysconfdir)) {
     return `sysconfdir must be an absolute path: ${site.sysconfdir}`;
+  }
+  if (site.logSocket !== undefined && !clean(site.logSocket)) {
+    return `log socket must be an absolute path: ${site.logSocket}`;
   }
   return null;
 }

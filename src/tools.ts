@@ -19,7 +19,8 @@
  * @module
  */
 
-import { iniPath, type Site } from "./site.ts";
+import { parseIni } from "./ini.ts";
+import { iniPath, libDir, type Site } from "./site.ts";
 
 /** One tool of the suite. */
 export interface Tool {
@@ -63,6 +64,49 @@ export const TOOLS: readonly Tool[] = [
       "alternatives are --allow-all or --allow-ffi, which Deno itself documents as " +
       "equivalent. The program only reads.",
   },
+  {
+    name: "jk_lsh",
+    entry: "shells/jk_lsh.ts",
+    dir: "usr/sbin",
+    privileged: false,
+    unstable: ["net"],
+    permissions: (site) => {
+      const fence = lshFence();
+      const log = lshLogSocket(site);
+      return [
+        `--allow-read=${
+          [iniPath(site, "jk_lsh"), "/etc/passwd", "/etc/group", ...fence].join(",")
+        }`,
+        `--allow-run=${fence.join(",")}`,
+        "--allow-env=USER",
+        "--allow-sys",
+        `--allow-net=unix:${log}`,
+        `--allow-write=${log}`,
+      ];
+    },
+    why: "the limited shell, run as the user (inside the jail): reads its ini and the " +
+      "passwd/group files, stats and runs only the programs of its fence (lshFence: the " +
+      "transfer tools at Debian and RHEL paths plus every executables entry of " +
+      "config/jk_lsh.ini at build time) — the ini is the inner fence, this list the outer. " +
+      "USER selects among accounts sharing a uid, as in jailkit. --allow-sys is unscoped " +
+      "because Deno.umask accepts nothing narrower (it also covers uid/gid). Logs by " +
+      "datagram to lshLogSocket(site), a symlink to the log socket, since Deno refuses " +
+      "/dev/log short of --allow-all. No FFI.",
+  },
+  {
+    name: "jk_chrootsh",
+    entry: "shells/jk_chrootsh.ts",
+    dir: "usr/sbin",
+    privileged: true,
+    permissions: () => ["--allow-ffi", "--allow-read"],
+    why: "the chroot login shell, setuid root (or --caps) behind the trampoline. FFI for " +
+      "chroot, setgroups/setresgid/setresuid, capabilities, prctl, the caller's environment " +
+      "on fd 3, syslog to the site's log socket and execve — FFI amounts to everything. " +
+      "Reads are unscoped because the jail is wherever the user's passwd home says: the jail, " +
+      "every ancestor, the home and its parents are lstat'ed, then the jail's /etc/passwd and " +
+      "/etc/group and the shell, after chroot. No env, no write, no run, no net.",
+  },
+
 ];
 
 /**
@@ -127,4 +171,75 @@ export function runArgs(tool: Tool, site: Site, entry: string): string[] {
 /** Permission helper: `--allow-read` of the named ini files of a site. */
 export function readIni(site: Site, ...tools: string[]): string {
   return `--allow-read=${tools.map((t) => iniPath(site, t)).join(",")}`;
+}
+
+/**
+ * The programs jk_lsh may start whatever its ini says, at their Debian/Ubuntu
+ * and RHEL paths: sftp-server, scp, rsync and git's pack programs. Deno
+ * matches `--allow-run` lexically, so `/bin/rsync` is not `/usr/bin/rsync`.
+ */
+export const LSH_DEFAULT_FENCE: readonly string[] = [
+  "/usr/lib/openssh/sftp-server",
+  "/usr/libexec/openssh/sftp-server",
+  "/usr/bin/scp",
+  "/usr/bin/rsync",
+  "/usr/bin/git-upload-pack",
+  "/usr/bin/git-receive-pack",
+  "/usr/lib/git-core/git-upload-pack",
+  "/usr/lib/git-core/git-receive-pack",
+  "/usr/libexec/git-core/git-upload-pack",
+  "/usr/libexec/git-core/git-receive-pack",
+];
+
+/**
+ * jk_lsh's `--allow-run` fence: {@link LSH_DEFAULT_FENCE} plus every
+ * `executables` entry of the repository's `config/jk_lsh.ini`, read when the
+ * tools are built or installed. A site that needs another program adds it to
+ * that file and reinstalls. Where the file is absent (a staged copy of the
+ * sources), the default list alone. An entry that is not a clean absolute path
+ * is an error: Deno would resolve it against PATH or the cwd at run time.
+ *
+ * @example
+ * ```ts
+ * lshFence().includes("/usr/bin/rsync"); // true
+ * ```
+ */
+export function lshFence(config: URL = new URL("../config/jk_lsh.ini", import.meta.url)): string[] {
+  const fence = new Set(LSH_DEFAULT_FENCE);
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(config);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [...fence];
+    throw e;
+  }
+  const ini = parseIni(text, config.pathname);
+  for (const section of ini.sections()) {
+    for (const path of section.list("executables")) {
+      if (!/^(\/[^/]+)+$/.test(path) || path.split("/").some((c) => c === "." || c === "..")) {
+        const line = section.entry("executables")?.line;
+        throw new Error(
+          `${config.pathname}:${line}: executables entry ${path} is not a clean absolute path`,
+        );
+      }
+      fence.add(path);
+    }
+  }
+  return [...fence];
+}
+
+/**
+ * Where jk_lsh sends its log datagrams: `PREFIX/usr/lib/jailkit/dev-log`, a
+ * symlink to the log socket (`/dev/log`, or in a jail the jail's `/dev/log`
+ * that jk_socketd serves). Deno refuses `/dev/log` itself to anything short of
+ * `--allow-all`, but checks a socket path without following the link. Without
+ * the link jk_lsh's log lines are dropped; refusals still go to stderr.
+ *
+ * @example
+ * ```ts
+ * lshLogSocket({ prefix: "", sysconfdir: "/etc/jailkit" }); // "/usr/lib/jailkit/dev-log"
+ * ```
+ */
+export function lshLogSocket(site: Site): string {
+  return `${libDir(site)}/dev-log`;
 }

@@ -87,7 +87,8 @@ Deno.test("trampoline: the caller's environment arrives as data on fd 3, nothing
 
 Deno.test("trampoline: closed std fds are reopened, signals and mask are reset, euid is root", async () => {
   await withTrampoline(spec("/usr/bin/cat", ["/proc/self/status"]), async (path, user) => {
-    // stdin closed, SIGINT and SIGPIPE ignored, SIGTERM blocked by the caller.
+    // stdin closed, SIGINT and SIGPIPE ignored by the caller (and glibc's signals 32/33,
+    // which posix_spawn leaves ignored in every child Deno starts).
     const r = await asUser(
       user,
       `trap '' INT PIPE; exec 0<&-; exec ${path}`,
