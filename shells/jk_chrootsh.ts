@@ -426,19 +426,30 @@ const PRIVILEGE_EXIT: Record<string, number> = {
   "exec": EXIT.exec,
 };
 
-/** Runs a privileged step; its failure becomes an `Abort` with the mapped code. */
-function step<T>(what: string, run: () => T): T {
+/** jailkit's wording of a failed step, by `PrivilegeError.reason`; gets the detail. */
+type Texts = Record<string, (detail: string) => string>;
+
+/**
+ * Runs a privileged step; its failure becomes an `Abort` with the mapped exit
+ * code and jailkit's wording where `texts` has one.
+ */
+function step<T>(run: () => T, texts: Texts = {}): T {
   try {
     return run();
   } catch (e) {
     if (e instanceof PrivilegeError) {
-      throw new Abort(PRIVILEGE_EXIT[e.reason] ?? EXIT.internal, `${what}: ${e.message}`);
+      const text = texts[e.reason]?.(e.message) ?? `${e.step}: ${e.message}`;
+      throw new Abort(PRIVILEGE_EXIT[e.reason] ?? EXIT.internal, text);
     }
     throw e;
   }
 }
 
-/** The log: to the site's syslog socket, connected before chroot and never after. */
+/**
+ * The log: the site's syslog socket (`--log-socket` at install, else
+ * /dev/log), connected before chroot. If that connect failed, nothing is
+ * logged after chroot, where the same path would name the jail's socket.
+ */
 class ChrootshLog {
   readonly #transport = new FfiTransport(logSocketPath(INSTALLED));
   readonly #log = openLog(TOOL, LOG_AUTH, this.#transport);
@@ -475,8 +486,19 @@ async function run(ctx: Context): Promise<never> {
   const { log, argv0, args } = ctx;
   if (!acceptedName(argv0)) throw new Abort(EXIT.name, `${TOOL} is called as ${argv0}`);
 
-  const privilege = step("privilege", privilegeMode);
-  const me = step("user", () => resolveHostIdentity(privilege.uid));
+  const privilege = step(privilegeMode, {
+    "not-privileged": (d) =>
+      `effective user ID is not 0, possibly ${TOOL} is not setuid root (${d})`,
+    "root-caller": () =>
+      `${TOOL} is run by root, which does not make sense because user root can break out ` +
+      `of a jail anyway`,
+  });
+  const me = step(() => resolveHostIdentity(privilege.uid), {
+    "no-user": (d) =>
+      `failed to get user information for user ID ${privilege.uid}: ${d}, ` +
+      `check /etc/passwd`,
+    "no-group": (d) => `failed to get group information: ${d}, check /etc/group`,
+  });
   const settings = await readSettings(me, log);
   const callerEnv = callerEnvironment();
 
@@ -511,10 +533,18 @@ async function run(ctx: Context): Promise<never> {
     LOG_INFO,
     `now entering jail ${jail} for user ${who(me)} with arguments ${args.join(" ")}`,
   );
-  step(`entering ${jail}`, () => enterJail(jail));
+  step(() => enterJail(jail), {
+    chdir: (d) => `chdir(${jail}) failed: ${d}, check the permissions for ${jail}`,
+    moved: (d) => `the jail ${jail} is not the directory that was checked: ${d}`,
+    chroot: (d) => `chroot(${jail}) failed: ${d}, check the permissions for ${jail}`,
+  });
   log.pin();
-  step("dropping privileges", () => dropTo(me));
-  step("no_new_privs", setNoNewPrivs);
+  step(() => dropTo(me), {
+    setresgid: (d) => `failed to set effective group ID ${me.gid}: ${d}`,
+    setgroups: (d) => `failed to set additional groups: ${d}`,
+    setresuid: (d) => `failed to set effective user ID ${me.uid}: ${d}`,
+  });
+  step(setNoNewPrivs);
 
   const shell = await jailedShell(jail, home, me, settings);
   checkShell(shell, jail);
@@ -529,7 +559,7 @@ async function run(ctx: Context): Promise<never> {
     );
   }
   const argv = shellArgv(argv0, shell, args, settings.injailLoginShell);
-  step("preparing to execute the shell", () => prepareExec(ctx.hardening));
+  step(() => prepareExec(ctx.hardening));
   return execOrDie(shell, argv, env, {
     exitCode: EXIT.exec,
     onFailure: (e) =>

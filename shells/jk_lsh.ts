@@ -244,9 +244,11 @@ async function execute(
   const status = await child.status;
   for (const remove of forwarders) remove();
   if (status.signal) {
+    // Die of the same signal, as a shell does. Deno ignores SIGPIPE, so that one
+    // (and any other that does not kill) ends in the exit code 128 + n instead.
     await log.close();
     Deno.kill(Deno.pid, status.signal);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return status.code;
 }

@@ -56,7 +56,7 @@ function fill(fd: number, buf: Uint8Array): number {
  * @example
  * ```ts
  * const cmp = new FileComparer();
- * cmp.compare("/srv/jail/usr/bin/ls", "/usr/bin/ls"); // { kind: "same" }
+ * cmp.compare("/srv/jail/usr/bin/ls", "/usr/bin/ls", 151344); // { kind: "same" }
  * ```
  */
 export class FileComparer {
@@ -64,10 +64,12 @@ export class FileComparer {
   readonly #b = Buffer.alloc(CHUNK);
 
   /**
-   * Compares `jailPath` with `hostPath` to the end of both. The caller has
-   * already checked that both are regular files of the same size.
+   * Compares the first `size` bytes of `jailPath` and `hostPath`, the size
+   * both had when the caller `lstat`ed them (same size, regular files). A
+   * file that is shorter now differs; one that grew since is compared up to
+   * `size`, which is what the size check saw.
    */
-  compare(jailPath: string, hostPath: string): CompareOutcome {
+  compare(jailPath: string, hostPath: string, size: number): CompareOutcome {
     let fa: number | undefined;
     let fb: number | undefined;
     const opened = (path: string) => {
@@ -80,18 +82,17 @@ export class FileComparer {
     try {
       fa = opened(jailPath);
       fb = opened(hostPath);
-      let offset = 0;
-      for (;;) {
-        const na = this.#read(fa, this.#a, jailPath);
-        const nb = this.#read(fb, this.#b, hostPath);
-        if (na !== nb) return { kind: "differs", offset: offset + Math.min(na, nb) };
-        if (na === 0) return { kind: "same" };
-        if (Buffer.compare(this.#a.subarray(0, na), this.#b.subarray(0, nb)) !== 0) {
-          return { kind: "differs", offset: offset + firstDifference(this.#a, this.#b, na) };
+      for (let offset = 0; offset < size;) {
+        const want = Math.min(CHUNK, size - offset);
+        const na = this.#read(fa, this.#a.subarray(0, want), jailPath);
+        const nb = this.#read(fb, this.#b.subarray(0, want), hostPath);
+        if (Buffer.compare(this.#a.subarray(0, Math.min(na, nb)), this.#b.subarray(0, Math.min(na, nb))) !== 0) {
+          return { kind: "differs", offset: offset + firstDifference(this.#a, this.#b, Math.min(na, nb)) };
         }
+        if (na !== nb || na < want) return { kind: "differs", offset: offset + Math.min(na, nb) };
         offset += na;
-        if (na < CHUNK) return { kind: "same" };
       }
+      return { kind: "same" };
     } catch (e) {
       if (e instanceof ReadFailure) return { kind: "unreadable", path: e.path, reason: e.reason };
       throw e;

@@ -1,41 +1,40 @@
 /**
- * The library closure test of jk_check: every executable and shared library
- * in the jail must find its loader, its `DT_NEEDED` libraries and its `#!`
- * interpreter inside the jail, searched exactly as glibc's loader would
- * search them after chroot (the jail's ld.so.cache, RPATH/RUNPATH with
- * `$ORIGIN`, the default directories). This reuses the resolver that builds
- * jails (src/deps.ts) with the jail as its root, so nothing outside the jail
- * is ever consulted and nothing is run.
+ * The library closure test of jk_check, as findings: every executable and
+ * shared library in the jail must find its loader, its `DT_NEEDED` libraries
+ * and its `#!` interpreter inside the jail, searched exactly as glibc's
+ * loader would search them after chroot (the jail's ld.so.cache,
+ * RPATH/RUNPATH with `$ORIGIN`, the default directories). The resolution is
+ * the one that builds jails (src/deps.ts, run with the jail as its root, in
+ * a worker: see src/check_workers.ts), so nothing outside the jail is ever
+ * consulted and nothing is run.
  *
  * @module
  */
 
 import type { FindingCode } from "./check_findings.ts";
-import { DepResolver } from "./deps.ts";
+import type { UnresolvedNeed } from "./deps.ts";
 
 /** Receives one finding. */
 export type LibReport = (code: FindingCode, path: string, message: string) => void;
 
 /**
- * Resolves the closure of `executables` (in-jail paths) inside `jail` and
- * reports each need that cannot be met. Resolver remarks (audit libraries,
- * `#!/usr/bin/env` scripts) go to `note`.
+ * Reports each need of the closure that cannot be met. In-jail paths are
+ * turned into host paths below `jail`.
  *
  * @example
  * ```ts
- * checkLibraries("/srv/jail", ["/usr/bin/bash"], (code, path, msg) => console.log(code, msg));
+ * reportUnresolved("/srv/jail", [{ name: "libfoo.so.1", neededBy: "/usr/bin/foo", reason: "not found" }],
+ *   (code, path, msg) => console.log(code, msg));
+ * // dependency-missing /srv/jail/usr/bin/foo needs libfoo.so.1, which is not usable inside ...
  * ```
  */
-export function checkLibraries(
+export function reportUnresolved(
   jail: string,
-  executables: readonly string[],
+  unresolved: readonly UnresolvedNeed[],
   report: LibReport,
-  note: (line: string) => void = () => {},
 ): void {
-  if (executables.length === 0) return;
   const prefix = jail === "/" ? "" : jail;
-  const closure = new DepResolver({ root: jail }).closure([...executables]);
-  for (const u of closure.unresolved) {
+  for (const u of unresolved) {
     if (u.neededBy === null) {
       report("elf-invalid", prefix + u.name, `${prefix}${u.name}: ${u.reason}`);
     } else {
@@ -47,5 +46,4 @@ export function checkLibraries(
       );
     }
   }
-  for (const w of closure.warnings) note(`${jail}: ${w}`);
 }

@@ -21,8 +21,8 @@
  * @module
  */
 
-import type { FileComparer } from "./check_compare.ts";
 import type { FindingCode } from "./check_findings.ts";
+import type { CompareResult } from "./check_worker.ts";
 import type { JailRules } from "./check_config.ts";
 import { errorText } from "./cli.ts";
 
@@ -45,20 +45,22 @@ export interface WalkContext {
   rules: JailRules;
   /** Receives each problem; the caller applies `ignorefindings` and prints. */
   report(code: FindingCode, path: string, message: string): void;
-  /** Does the byte comparison of same-size regular files. */
-  comparer: FileComparer;
+  /** Queues the byte comparison of a jail file with the host file of the same size. */
+  compareContents(path: string, hostPath: string, size: number): void;
+  /** Receives the in-jail path of each executable or shared library, for the closure test. */
+  executable(rel: string): void;
   /** Device numbers of the host's system binaries (for the hard-link message). */
   hostSystemDevs: ReadonlySet<number>;
 }
 
 /** What the walk collected for later checks. */
 export interface WalkResult {
-  /** In-jail paths of executables and shared libraries, for the library closure. */
-  executables: string[];
   /** Entries looked at. */
   entries: number;
-  /** Regular files whose contents were compared byte for byte. */
+  /** Regular files whose contents are compared byte for byte. */
   compared: number;
+  /** Executables and shared libraries passed on for the closure test. */
+  executables: number;
 }
 
 /** Linux `dev_t` → `major:minor` (glibc's gnu_dev_major/minor). */
@@ -82,7 +84,7 @@ class Walker {
   readonly #ctx: WalkContext;
   readonly #jail: string;
   readonly #links = new Map<string, LinkCount>();
-  readonly result: WalkResult = { executables: [], entries: 0, compared: 0 };
+  readonly result: WalkResult = { entries: 0, compared: 0, executables: 0 };
 
   constructor(ctx: WalkContext) {
     this.#ctx = ctx;
@@ -126,7 +128,11 @@ class Walker {
       try {
         st = Deno.lstatSync(child);
       } catch (e) {
-        report("walk-error", child, `cannot lstat() ${child}: ${errorText(e)}`);
+        // Deno turns a name that is not UTF-8 into U+FFFD, so such a file cannot be named.
+        const why = name.includes("\uFFFD")
+          ? "its name is not valid UTF-8, which Deno cannot open; not checked"
+          : errorText(e);
+        report("walk-error", child, `cannot lstat() ${child}: ${why}`);
         continue;
       }
       const childRel = `${rel}/${name}`;
@@ -190,7 +196,10 @@ class Walker {
       this.#owner(path, rel, st);
     }
     if ((st.nlink ?? 1) > 1) this.#countLink(path, st);
-    if (mode & 0o111 || /\.so(\.|$)/.test(name)) this.result.executables.push(rel || "/");
+    if (mode & 0o111 || /\.so(\.|$)/.test(name)) {
+      this.result.executables++;
+      this.#ctx.executable(rel);
+    }
     if (!rules.ignoreOnCompare.covers(path)) this.#compareFile(path, rel, st);
   }
 
@@ -244,7 +253,7 @@ class Walker {
 
   /** Same size first, then every byte; the host path is followed like a program would. */
   #compareFile(path: string, rel: string, st: Deno.FileInfo): void {
-    const { report, comparer } = this.#ctx;
+    const { report } = this.#ctx;
     let host: Deno.FileInfo;
     try {
       host = Deno.statSync(rel);
@@ -266,12 +275,7 @@ class Walker {
     }
     if (st.size === 0) return;
     this.result.compared++;
-    const r = comparer.compare(path, rel);
-    if (r.kind === "differs") {
-      report("file-differs", path, `${path} and ${rel} are not the same! (byte ${r.offset})`);
-    } else if (r.kind === "unreadable") {
-      report("compare-unreadable", path, `cannot read ${path} or ${rel}: ${r.path}: ${r.reason}`);
-    }
+    this.#ctx.compareContents(path, rel, st.size);
   }
 
   /**
@@ -329,14 +333,41 @@ class Walker {
  *
  * @example
  * ```ts
- * const root = Deno.lstatSync(rules.jail);
- * const { executables } = walkJail(
- *   { rules, report: (code, path, msg) => console.log(code, msg), comparer: new FileComparer(),
- *     hostSystemDevs: new Set() },
- *   root,
- * );
+ * const jobs = new CheckJobs({ compareWorkers: 1, libsWorker: false }).jail(rules.jail);
+ * walkJail({
+ *   rules,
+ *   report: (code, path, msg) => console.log(code, msg),
+ *   compareContents: (path, host, size) => jobs.compare(path, host, size),
+ *   executable: (rel) => jobs.executable(rel),
+ *   hostSystemDevs: new Set(),
+ * }, Deno.lstatSync(rules.jail));
  * ```
  */
 export function walkJail(ctx: WalkContext, root: Deno.FileInfo): WalkResult {
   return new Walker(ctx).run(root);
+}
+
+/**
+ * Reports a comparison that did not find the files equal.
+ *
+ * @example
+ * ```ts
+ * for (const r of (await jobs.results()).compared) reportComparison(r, report);
+ * ```
+ */
+export function reportComparison(r: CompareResult, report: WalkContext["report"]): void {
+  const { jailPath, hostPath, outcome } = r;
+  if (outcome.kind === "differs") {
+    report(
+      "file-differs",
+      jailPath,
+      `${jailPath} and ${hostPath} are not the same! (first difference at byte ${outcome.offset})`,
+    );
+  } else {
+    report(
+      "compare-unreadable",
+      jailPath,
+      `cannot read ${jailPath} or ${hostPath}: ${outcome.path}: ${outcome.reason}`,
+    );
+  }
 }

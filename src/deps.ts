@@ -38,7 +38,7 @@
  * @module
  */
 
-import { errorText } from "./cli.ts";
+import { errorText, JkError } from "./cli.ts";
 import {
   ElfError,
   type ElfIdent,
@@ -112,9 +112,17 @@ export class RootedPaths {
   readonly #links = new Map<string, string | null>();
   readonly #memo = new Map<string, PathResolution>();
 
-  /** @param root directory to resolve inside; resolved once with realpath */
+  /**
+   * @param root directory to resolve inside; resolved once with realpath
+   * @throws JkError if the root cannot be resolved
+   */
   constructor(root = "/") {
-    const real = Deno.realPathSync(root);
+    let real: string;
+    try {
+      real = Deno.realPathSync(root);
+    } catch (e) {
+      throw new JkError(`${root}: ${errorText(e)}`);
+    }
     this.root = real === "/" ? "/" : real.replace(/\/+$/, "");
   }
 
@@ -299,6 +307,12 @@ export interface DepResolverOptions {
   platform?: string;
   /** Cap on objects loaded per program (a guard against hostile input); default 4096. */
   maxObjects?: number;
+  /**
+   * Cap on candidate files examined per program; default 100000 (a real
+   * program needs well under a thousand). Hostile RPATH chains could
+   * otherwise make resolution quadratic.
+   */
+  maxProbes?: number;
 }
 
 /** An object in one program's link map (glibc's `struct link_map`, reduced). */
@@ -307,26 +321,50 @@ interface Loaded {
   real: string;
   id: string;
   info: ElfInfo;
-  names: Set<string>;
   loader: Loaded | null;
   origin: string | null;
+  /** Expanded DT_RPATH / DT_RUNPATH directories, computed on first use. */
+  rpathDirs?: string[];
+  runpathDirs?: string[];
 }
 
 /** One program's loading context: its link map and architecture. */
 interface Program {
   main: Loaded;
   objects: Loaded[];
+  /** Objects by file identity (dev:ino): a second path to a loaded file reuses it. */
   byId: Map<string, Loaded>;
+  /**
+   * Objects by every name that matches them: names they were requested as,
+   * their path, their SONAME. The first object to claim a name keeps it, as
+   * glibc's walk of the link map in load order would find it first.
+   */
+  byName: Map<string, Loaded>;
   ident: ElfIdent;
   abi: ArchAbi | null;
+  /** Candidate files examined so far (see {@link DepResolverOptions.maxProbes}). */
+  probes: number;
 }
 
+/** Thrown inside one program's resolution when it exceeds its work budget. */
+class WorkLimit extends Error {}
+
+/** What `open_verify` makes of one candidate path. */
 type Candidate =
   | { kind: "ok"; obj: Loaded; isNew: boolean; res: PathResolution }
+  /** Another ELF class or machine: skipped, the search goes on. */
   | { kind: "skip"; why: string }
   | { kind: "missing" }
+  /** A symlink loop: glibc abandons the rest of the current directory list. */
   | { kind: "abandon" }
+  /** Not loadable: glibc fails the whole program. */
   | { kind: "fatal"; reason: string };
+
+/** The result of searching for one needed name. */
+type SearchOutcome =
+  | { kind: "found"; candidate: Extract<Candidate, { kind: "ok" }>; variants: string[] }
+  | { kind: "fatal"; reason: string }
+  | { kind: "none"; skipped: string[] };
 
 /** Accumulates one closure across programs. */
 class Collector {
@@ -515,25 +553,38 @@ export class DepResolver {
       real: res.real,
       id: `${res.dev}:${res.ino}`,
       info: elf,
-      names: new Set(),
       loader: null,
       // The kernel gives the loader the program's resolved path (/proc/self/exe).
       origin: dirname(res.real),
     };
     const prog: Program = {
       main,
-      objects: [main],
-      byId: new Map([[main.id, main]]),
+      objects: [],
+      byId: new Map(),
+      byName: new Map(),
       ident: elf,
       abi: archAbi(elf.machine, elf.elfClass, elf.flags),
+      probes: 0,
     };
+    // The program is known by its SONAME only: glibc gives the main map an empty name.
+    register(prog, main, []);
     this.#noteTags(main, out);
     if (elf.interpreter !== null) this.#interpreter(prog, out);
     if (!elf.dynamic) return;
+    try {
+      this.#loadAll(prog, out);
+    } catch (e) {
+      if (!(e instanceof WorkLimit)) throw e;
+      // An incomplete closure must not pass for a complete one.
+      out.miss("(remaining dependencies)", path, e.message);
+    }
+  }
 
-    const queue: Loaded[] = [main];
+  /** The breadth-first walk over DT_NEEDED (after any preloads). */
+  #loadAll(prog: Program, out: Collector): void {
+    const queue: Loaded[] = [prog.main];
     for (const name of this.#preloadNames()) {
-      const r = this.#load(prog, name, main, out, "preload");
+      const r = this.#load(prog, name, prog.main, out, "preload");
       if (r?.isNew) queue.push(r.obj);
     }
     const max = this.#opts.maxObjects ?? 4096;
@@ -546,8 +597,7 @@ export class DepResolver {
       ];
       for (const [name, required] of wanted) {
         if (prog.objects.length >= max) {
-          out.warnings.add(`${path}: more than ${max} objects; resolution stopped`);
-          return;
+          throw new WorkLimit(`more than ${max} objects; resolution stopped`);
         }
         const r = this.#load(prog, name, obj, out, "library", required);
         if (r?.isNew) queue.push(r.obj);
@@ -560,7 +610,9 @@ export class DepResolver {
       out.warnings.add(`${obj.path}: DT_AUDIT ${obj.info.audit} is loaded as an audit module`);
     }
     if (obj.info.depaudit) {
-      out.warnings.add(`${obj.path}: DT_DEPAUDIT ${obj.info.depaudit} is loaded as an audit module`);
+      out.warnings.add(
+        `${obj.path}: DT_DEPAUDIT ${obj.info.depaudit} is loaded as an audit module`,
+      );
     }
   }
 
@@ -579,9 +631,7 @@ export class DepResolver {
     }
     const insp = this.#inspect(res.real);
     if (typeof insp === "string" || !insp.elf) {
-      const why = typeof insp === "string"
-        ? insp
-        : insp.elfError?.problem ?? "not an ELF file";
+      const why = typeof insp === "string" ? insp : insp.elfError?.problem ?? "not an ELF file";
       out.miss(name, by, `interpreter is not usable: ${why}`);
       return;
     }
@@ -590,14 +640,11 @@ export class DepResolver {
       real: res.real,
       id: `${res.dev}:${res.ino}`,
       info: insp.elf,
-      names: new Set([name]),
       loader: null,
       origin: dirname(name),
     };
-    if (!prog.byId.has(obj.id)) {
-      prog.objects.push(obj);
-      prog.byId.set(obj.id, obj);
-    }
+    // rtld is known by the PT_INTERP string and its SONAME.
+    if (!prog.byId.has(obj.id)) register(prog, obj, [name]);
     out.add(out.deps, name, res, "interpreter", by);
   }
 
@@ -610,111 +657,128 @@ export class DepResolver {
     role: FileRole,
     required = true,
   ): { obj: Loaded; isNew: boolean } | null {
-    for (const o of prog.objects) {
-      if (o.names.has(name) || o.path === name || o.info.soname === name) {
-        o.names.add(name);
-        return { obj: o, isNew: false };
-      }
-    }
+    const known = prog.byName.get(name);
+    if (known) return { obj: known, isNew: false };
     const by = role === "preload" ? this.#preloadFile() : requester.path;
-    const report = (reason: string) => {
-      if (required) out.miss(name, by, reason);
-    };
-
-    if (name.includes("/")) {
-      const expanded = this.#expand(name, requester);
-      if (expanded === null) return report("cannot expand its $ORIGIN/$PLATFORM"), null;
-      if (!expanded.startsWith("/")) {
-        return report("relative path (resolved against the working directory)"), null;
+    const outcome = name.includes("/")
+      ? this.#openPath(prog, name, requester)
+      : this.#search(prog, name, requester, out);
+    if (outcome.kind === "found") {
+      const c = outcome.candidate;
+      if (c.isNew) {
+        register(prog, c.obj, [name, c.obj.path]);
+        this.#noteTags(c.obj, out);
+      } else if (!prog.byName.has(name)) {
+        prog.byName.set(name, c.obj); // glibc's add_name_to_object
       }
-      const c = this.#candidate(prog, expanded, name, requester);
-      if (c.kind === "ok") return this.#found(prog, c, role, by, out, []);
-      if (c.kind === "fatal") return report(c.reason), null;
-      return report(c.kind === "skip" ? `not loadable here: ${c.why}` : "no such file"), null;
+      out.add(out.deps, c.obj.path, c.res, role, by, outcome.variants);
+      return { obj: c.obj, isNew: c.isNew };
     }
+    if (required) {
+      out.miss(
+        name,
+        by,
+        outcome.kind === "fatal"
+          ? outcome.reason
+          : outcome.skipped.length > 0
+          ? `only incompatible candidates: ${outcome.skipped.join(", ")}`
+          : "not found",
+      );
+    }
+    return null;
+  }
 
+  /** A needed name containing `/`: a path, after `$ORIGIN` and friends are expanded. */
+  #openPath(prog: Program, name: string, requester: Loaded): SearchOutcome {
+    const expanded = this.#expand(name, requester);
+    if (expanded === null) return { kind: "fatal", reason: "cannot expand its $ORIGIN/$PLATFORM" };
+    if (!expanded.startsWith("/")) {
+      return { kind: "fatal", reason: "relative path (resolved against the working directory)" };
+    }
+    const c = this.#candidate(prog, expanded, requester);
+    if (c.kind === "ok") return { kind: "found", candidate: c, variants: [] };
+    if (c.kind === "fatal") return c;
+    return { kind: "none", skipped: c.kind === "skip" ? [c.why] : [] };
+  }
+
+  /** glibc's search for a name without `/`: RPATHs or RUNPATH, the cache, the defaults. */
+  #search(prog: Program, name: string, requester: Loaded, out: Collector): SearchOutcome {
     const skipped: string[] = [];
-    const search = (dirs: string[]): Candidate | null => {
+    const inDirs = (dirs: string[]): SearchOutcome | null => {
       for (const dir of dirs) {
-        const c = this.#candidate(prog, dir === "/" ? `/${name}` : `${dir}/${name}`, name, requester);
-        if (c.kind === "ok" || c.kind === "fatal") return c;
+        const c = this.#candidate(prog, dir === "/" ? `/${name}` : `${dir}/${name}`, requester);
+        if (c.kind === "ok") {
+          return { kind: "found", candidate: c, variants: this.#dirVariants(dir, name) };
+        }
+        if (c.kind === "fatal") return c;
         if (c.kind === "skip") skipped.push(c.why);
         if (c.kind === "abandon") return null; // glibc gives up on the rest of this list
       }
       return null;
     };
-    const finish = (c: Candidate | null, variants: () => string[]) => {
-      if (!c) return undefined;
-      if (c.kind === "fatal") return report(c.reason), null;
-      if (c.kind === "ok") return this.#found(prog, c, role, by, out, variants());
-      return undefined;
-    };
-    const dirVariants = (c: Candidate | null) => () =>
-      c?.kind === "ok" ? this.#dirVariants(c.obj.path, name) : [];
-
-    if (requester.info.runpath === null) {
-      let didMain = false;
-      for (let l: Loaded | null = requester; l; l = l.loader) {
-        if (l.info.rpath === null || l.info.runpath !== null) continue;
-        const c = search(this.#searchList(l.info.rpath, l, "DT_RPATH", out));
-        const r = finish(c, dirVariants(c));
-        if (r !== undefined) return r;
-        didMain ||= l === prog.main;
-      }
-      const m = prog.main;
-      if (!didMain && m.info.rpath !== null && m.info.runpath === null) {
-        const c = search(this.#searchList(m.info.rpath, m, "DT_RPATH", out));
-        const r = finish(c, dirVariants(c));
-        if (r !== undefined) return r;
-      }
-    } else {
-      const c = search(this.#searchList(requester.info.runpath, requester, "DT_RUNPATH", out));
-      const r = finish(c, dirVariants(c));
-      if (r !== undefined) return r;
+    for (const dirs of this.#pathLists(prog, requester, out)) {
+      const r = inDirs(dirs);
+      if (r) return r;
     }
-
     const defaults = this.#defaultDirs(prog);
     const cache = this.#ldCache();
     if (cache) {
       const hit = lookupLdCache(cache, name, prog.abi);
-      let p = hit.path;
-      // -z nodeflib: refuse cache entries in the default directories.
-      if (p && requester.info.nodeflib && defaults.some((d) => p!.startsWith(`${d}/`))) p = null;
-      if (p) {
-        const c = this.#candidate(prog, p, name, requester);
+      const p = hit.path;
+      // With -z nodeflib, cache entries in the default directories are refused.
+      const refused = p !== null && requester.info.nodeflib &&
+        defaults.some((d) => p.startsWith(`${d}/`));
+      if (p !== null && !refused) {
+        const c = this.#candidate(prog, p, requester);
+        if (c.kind === "ok") return { kind: "found", candidate: c, variants: hit.hwcapsVariants };
+        if (c.kind === "fatal") return c;
         if (c.kind === "skip") skipped.push(c.why);
-        const r = finish(c, () => hit.hwcapsVariants);
-        if (r !== undefined) return r;
       }
     }
     if (!requester.info.nodeflib) {
-      const c = search(defaults);
-      const r = finish(c, dirVariants(c));
-      if (r !== undefined) return r;
+      const r = inDirs(defaults);
+      if (r) return r;
     }
-    report(skipped.length > 0 ? `only incompatible candidates: ${skipped.join(", ")}` : "not found");
-    return null;
+    return { kind: "none", skipped };
   }
 
-  #found(
-    prog: Program,
-    c: Extract<Candidate, { kind: "ok" }>,
-    role: FileRole,
-    by: string,
-    out: Collector,
-    variants: string[],
-  ): { obj: Loaded; isNew: boolean } {
-    if (c.isNew) {
-      prog.objects.push(c.obj);
-      prog.byId.set(c.obj.id, c.obj);
-      this.#noteTags(c.obj, out);
+  /**
+   * The RPATH/RUNPATH directory lists to try, in order, lazily (the program's
+   * RPATH is skipped if the chain already tried it). An object with a
+   * DT_RUNPATH has its DT_RPATH ignored, and uses only its own DT_RUNPATH.
+   */
+  *#pathLists(prog: Program, requester: Loaded, out: Collector): Generator<string[]> {
+    if (requester.info.runpath !== null) {
+      requester.runpathDirs ??= this.#searchList(
+        requester.info.runpath,
+        requester,
+        "DT_RUNPATH",
+        out,
+      );
+      yield requester.runpathDirs;
+      return;
     }
-    out.add(out.deps, c.obj.path, c.res, role, by, variants);
-    return { obj: c.obj, isNew: c.isNew };
+    const rpathOf = (l: Loaded) =>
+      l.info.rpath === null || l.info.runpath !== null
+        ? null
+        : (l.rpathDirs ??= this.#searchList(l.info.rpath, l, "DT_RPATH", out));
+    let didMain = false;
+    for (let l: Loaded | null = requester; l; l = l.loader) {
+      const dirs = rpathOf(l);
+      if (dirs === null) continue;
+      yield dirs;
+      didMain ||= l === prog.main;
+    }
+    const mainDirs = rpathOf(prog.main);
+    if (!didMain && mainDirs !== null) yield mainDirs;
   }
 
   /** glibc's `open_verify` on one candidate path. */
-  #candidate(prog: Program, path: string, name: string, requester: Loaded): Candidate {
+  #candidate(prog: Program, path: string, requester: Loaded): Candidate {
+    const limit = this.#opts.maxProbes ?? 100_000;
+    if (++prog.probes > limit) {
+      throw new WorkLimit(`more than ${limit} candidate files examined; resolution stopped`);
+    }
     const res = this.paths.resolve(path);
     if (res.kind === "missing") {
       return res.error?.startsWith("too many levels") ? { kind: "abandon" } : { kind: "missing" };
@@ -723,10 +787,7 @@ export class DepResolver {
     if (res.kind === "other") return { kind: "fatal", reason: `${path}: not a regular file` };
     const id = `${res.dev}:${res.ino}`;
     const existing = prog.byId.get(id);
-    if (existing) {
-      existing.names.add(name);
-      return { kind: "ok", obj: existing, isNew: false, res };
-    }
+    if (existing) return { kind: "ok", obj: existing, isNew: false, res };
     const insp = this.#inspect(res.real);
     if (typeof insp === "string") return { kind: "missing" }; // glibc skips EACCES and the like
     if (!isElf(insp.head)) return { kind: "fatal", reason: `${path}: invalid ELF header` };
@@ -761,7 +822,6 @@ export class DepResolver {
       real: res.real,
       id,
       info: insp.elf,
-      names: new Set([name, path]),
       loader: requester,
       // glibc takes $ORIGIN of a library from the path it opened, unresolved.
       origin: dirname(path),
@@ -782,7 +842,9 @@ export class DepResolver {
       let dir = expanded;
       while (dir.length > 1 && dir.endsWith("/")) dir = dir.slice(0, -1);
       if (!dir.startsWith("/")) {
-        out.warnings.add(`${owner.path}: ${tag} element "${element}" is relative to the working directory`);
+        out.warnings.add(
+          `${owner.path}: ${tag} element "${element}" is relative to the working directory`,
+        );
         continue;
       }
       dirs.push(dir);
@@ -865,9 +927,8 @@ export class DepResolver {
     return dirs;
   }
 
-  /** glibc-hwcaps variants next to a library found in a directory. */
-  #dirVariants(foundPath: string, name: string): string[] {
-    const dir = dirname(foundPath);
+  /** glibc-hwcaps variants of `name` below a directory it was found in. */
+  #dirVariants(dir: string, name: string): string[] {
     let subdirs = this.#hwcapsDirs.get(dir);
     if (!subdirs) {
       const res = this.paths.resolve(`${dir}/glibc-hwcaps`);
@@ -918,6 +979,15 @@ export class DepResolver {
       this.#warnings.push(`${where}: unreadable: ${errorText(e)}`);
     }
     return this.#preload;
+  }
+}
+
+/** Adds an object to a link map under `names` and its SONAME (first claim wins). */
+function register(prog: Program, obj: Loaded, names: string[]): void {
+  prog.objects.push(obj);
+  prog.byId.set(obj.id, obj);
+  for (const n of obj.info.soname === null ? names : [...names, obj.info.soname]) {
+    if (!prog.byName.has(n)) prog.byName.set(n, obj);
   }
 }
 

@@ -10,7 +10,8 @@
  * Hardening: every offset and count is checked against the file size before
  * it is used, with plain `number` arithmetic on values proven to be below
  * 2^53; strings are bounded by `DT_STRSZ`, by the `PT_LOAD` segment that maps
- * them and by {@link MAX_STRING}; the number of dynamic entries and
+ * them and by {@link MAX_STRING} ({@link MAX_SEARCH_PATH} for RPATH and
+ * RUNPATH); the number of dynamic entries and
  * `DT_NEEDED` names is capped. Anything wrong throws an {@link ElfError}
  * naming the file and the problem; nothing else is thrown.
  *
@@ -59,6 +60,8 @@ export const DF_1_NODEFLIB = 0x800;
 
 /** Longest string accepted from an ELF file (PATH_MAX). */
 export const MAX_STRING = 4096;
+/** Longest DT_RPATH/DT_RUNPATH accepted: glibc sets no limit, and long Nix-style lists exist. */
+export const MAX_SEARCH_PATH = 65536;
 /** Most dynamic-array entries read; real objects have well under 100. */
 export const MAX_DYNAMIC_ENTRIES = 65536;
 /** Most `DT_NEEDED` (plus filter) names accepted from one object. */
@@ -317,15 +320,16 @@ function need(src: ByteSource, file: string, offset: number, length: number, wha
   }
 }
 
-/** Reads a NUL-terminated string of at most `limit` bytes (and {@link MAX_STRING}). */
+/** Reads a NUL-terminated string within `limit` bytes, of at most `longest` bytes. */
 function cString(
   src: ByteSource,
   file: string,
   offset: number,
   limit: number,
   what: string,
+  longest = MAX_STRING,
 ): string {
-  const max = Math.min(limit, MAX_STRING + 1, src.size - offset);
+  const max = Math.min(limit, longest + 1, src.size - offset);
   if (offset < 0 || max <= 0) throw new ElfError(file, `${what} lies outside the file`);
   // Read in small steps: most names are short, and the string table may be large.
   let step = Math.min(max, 256);
@@ -342,7 +346,7 @@ function cString(
     if (step >= max) {
       throw new ElfError(
         file,
-        max > MAX_STRING ? `${what} is longer than ${MAX_STRING} bytes` : `${what} is unterminated`,
+        max > longest ? `${what} is longer than ${longest} bytes` : `${what} is unterminated`,
       );
     }
     step = Math.min(max, step * 4);
@@ -555,16 +559,16 @@ function readDynamic(
   if (!table0) throw new ElfError(file, "DT_STRTAB is not inside any PT_LOAD segment");
   let limit = Math.min(table0.available, src.size - Math.min(table0.offset, src.size));
   if (strsz !== null) limit = Math.min(limit, strsz);
-  const str = (at: number, what: string) => {
+  const str = (at: number, what: string, longest = MAX_STRING) => {
     if (at >= limit) throw new ElfError(file, `${what} string offset ${at} is outside DT_STRTAB`);
-    return cString(src, file, table0.offset + at, limit - at, what);
+    return cString(src, file, table0.offset + at, limit - at, what, longest);
   };
   info.needed = neededAt.map((o) => str(o, "DT_NEEDED"));
   info.filters = filterAt.map((o) => str(o, "DT_FILTER"));
   info.auxiliary = auxAt.map((o) => str(o, "DT_AUXILIARY"));
   if (soname !== null) info.soname = str(soname, "DT_SONAME");
-  if (rpath !== null) info.rpath = str(rpath, "DT_RPATH");
-  if (runpath !== null) info.runpath = str(runpath, "DT_RUNPATH");
+  if (rpath !== null) info.rpath = str(rpath, "DT_RPATH", MAX_SEARCH_PATH);
+  if (runpath !== null) info.runpath = str(runpath, "DT_RUNPATH", MAX_SEARCH_PATH);
   // glibc: "If both RUNPATH and RPATH are given, the latter is ignored." Both
   // are still reported here; the resolver applies the rule.
   if (audit !== null) info.audit = str(audit, "DT_AUDIT");

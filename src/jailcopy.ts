@@ -53,6 +53,7 @@ import {
   JailEscapeError,
   type NodeMeta,
   type NodeStat,
+  sameBytes,
 } from "./jailfs.ts";
 import * as c from "./libc.ts";
 
@@ -416,7 +417,11 @@ export class CopyEngine {
       } else {
         this.#say(`Trying to link ${path} to ${shown}`);
         try {
-          this.jail.hardlink(dir, name, source, replace, { perm: st.perm, uid: st.uid, gid: st.gid });
+          this.jail.hardlink(dir, name, source, replace, {
+            perm: st.perm,
+            uid: st.uid,
+            gid: st.gid,
+          });
           return;
         } catch (e) {
           if (!(e instanceof c.LibcError)) throw e;
@@ -517,26 +522,6 @@ function pathsToCopy(dep: ResolvedFile): string[] {
   const clean = !/(^|\/)\.\.?(\/|$)/.test(dep.path);
   const own = clean ? [dep.path] : [...dep.symlinks.map((s) => s.path), dep.realpath];
   return [...own, ...dep.hwcapsVariants];
-}
-
-const compareA = new Uint8Array(64 * 1024);
-const compareB = new Uint8Array(64 * 1024);
-
-/** Compares `size` bytes of two files with pread (offsets untouched). */
-function sameBytes(a: number, b: number, size: number): boolean {
-  for (let at = 0; at < size;) {
-    const n = c.pread(a, compareA, at);
-    if (n === 0) return false;
-    let got = 0;
-    while (got < n) {
-      const m = c.pread(b, compareB.subarray(got, n), at + got);
-      if (m === 0) return false;
-      got += m;
-    }
-    for (let i = 0; i < n; i++) if (compareA[i] !== compareB[i]) return false;
-    at += n;
-  }
-  return true;
 }
 
 /** The physical path of a host directory (for `..` in link targets). */

@@ -32,10 +32,14 @@
  * - `--jail=` works; `-l` and `--help` do not need root;
  * - `[DEFAULT]` is refused: Python merged it into every section, and silently
  *   dropping that would build a different jail;
- * - `need_proc` is refused (it edited the host's /etc/fstab and ran mount).
+ * - `need_proc` is refused (it edited the host's /etc/fstab and ran mount);
+ * - no `ldconfig -r JAIL` afterwards (it runs a program as root on jail
+ *   content); the loader finds libraries in its default directories, which on
+ *   Debian and Ubuntu include the multiarch ones.
  *
  * Exit codes: 0 jail built; 1 bad option; 2 no jail or no section given;
- * 3 jail not safe, or not a directory; 4 configuration problem (missing or
+ * 3 jail not safe, not a directory, or a symlink in it leads out (the run
+ * stops there); 4 configuration problem (missing or
  * malformed file, unknown section or key, include cycle); 5 not root; 6 built,
  * but some items failed (each was reported on stderr).
  *
@@ -46,8 +50,8 @@ import { isAbsolute, normalize, resolve } from "node:path";
 import { errorText, JkError, parseCommandLine, runMain } from "./cli.ts";
 import { IniError, type IniFile, type IniSection, readIniFile, unknownKeys } from "./ini.ts";
 import { checkJail } from "./jailsafety.ts";
-import { CopyEngine, consoleReporter, type Reporter, resolveProgram } from "./jailcopy.ts";
-import { openJail } from "./jailfs.ts";
+import { consoleReporter, CopyEngine, type Reporter, resolveProgram } from "./jailcopy.ts";
+import { hostLstat, hostReadlink, Jail, JailEscapeError } from "./jailfs.ts";
 import {
   type GroupEntry,
   groupLine,
@@ -56,7 +60,7 @@ import {
   type PasswdEntry,
   passwdLine,
 } from "./passwd.ts";
-import { INSTALLED, iniPath } from "./site.ts";
+import { iniPath, INSTALLED } from "./site.ts";
 
 /** Exit codes, as documented in the module comment. */
 export const EXIT = {
@@ -357,19 +361,24 @@ export function selectAccounts<T extends { name: string }>(
 }
 
 /**
- * Appends lines to the text of a passwd or group file, adding the missing
- * final newline first.
+ * Appends lines to the bytes of a passwd or group file, adding the missing
+ * final newline first. The existing bytes are kept exactly (a GECOS field in
+ * Latin-1 survives).
  *
  * @example
  * ```ts
- * appendLines("root:x:0:0::/root:/bin/sh", ["bin:x:2:2::/bin:/bin/false"]);
+ * const text = new TextEncoder().encode("root:x:0:0::/root:/bin/sh");
+ * new TextDecoder().decode(appendLines(text, ["bin:x:2:2::/bin:/bin/false"]));
  * // "root:x:0:0::/root:/bin/sh\nbin:x:2:2::/bin:/bin/false\n"
  * ```
  */
-export function appendLines(text: string, lines: readonly string[]): string {
-  if (lines.length === 0) return text;
-  const head = text === "" || text.endsWith("\n") ? text : text + "\n";
-  return head + lines.map((l) => l + "\n").join("");
+export function appendLines(existing: Uint8Array, lines: readonly string[]): Uint8Array {
+  const newline = existing.length > 0 && existing[existing.length - 1] !== 0x0a ? "\n" : "";
+  const tail = new TextEncoder().encode(newline + lines.map((l) => l + "\n").join(""));
+  const out = new Uint8Array(existing.length + tail.length);
+  out.set(existing);
+  out.set(tail, existing.length);
+  return out;
 }
 
 /** The jk_socketd.ini section header of a jail's /dev/log. */
@@ -423,12 +432,13 @@ async function replaceFile(path: string, text: string, mode: number): Promise<vo
   try {
     const file = await Deno.open(staged, { write: true, createNew: true, mode: 0o600 });
     try {
-      await file.write(new TextEncoder().encode(text));
-      await file.chmod(mode);
+      const bytes = new TextEncoder().encode(text);
+      for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
       await file.syncData();
     } finally {
       file.close();
     }
+    await Deno.chmod(staged, mode);
     await Deno.rename(staged, path);
   } catch (e) {
     await Deno.remove(staged).catch(() => {});
@@ -490,9 +500,32 @@ function searchDirs(path: string): string {
   return path.split(":").filter((d) => d.startsWith("/")).join(":");
 }
 
+/** Metadata of every file and directory jk_init makes itself: root, 0755 or 0644. */
+const ROOT_DIR = { perm: 0o755, uid: 0, gid: 0 };
+const ROOT_FILE = { perm: 0o644, uid: 0, gid: 0 };
+
+/**
+ * Creates an in-jail directory and its missing parents. A component that is a
+ * symlink on the host (`/var/run -> /run`) becomes the same symlink, as the
+ * copy engine mirrors it; anything else, including a path the host does not
+ * have, becomes a directory owned by root, mode 0755.
+ *
+ * @example
+ * ```ts
+ * makeEmptyDir(jail, "/srv/uploads");
+ * ```
+ */
+export function makeEmptyDir(jail: Jail, dir: string): void {
+  jail.makeDirs(dir, (inJail) => {
+    const target = hostLstat(inJail)?.type === "symlink" ? hostReadlink(inJail) : null;
+    return target ? { kind: "symlink", target } : { kind: "dir", meta: ROOT_DIR };
+  });
+}
+
 /**
  * Runs the planned sections against a jail that `prepareJail` accepted.
- * Returns the number of failures (each already reported).
+ * Returns the number of failures (each already reported). A symlink in the
+ * jail that leads out aborts the run with a `JailEscapeError`.
  *
  * @example
  * ```ts
@@ -505,11 +538,16 @@ export async function buildJail(
   options: BuildOptions,
 ): Promise<number> {
   const { reporter } = options;
-  const jail = openJail(jailPath);
+  const jail = Jail.open(jailPath);
   let failures = 0;
-  const fail = (line: string) => {
-    reporter.error(line);
-    failures++;
+  const attempt = async (what: string, step: () => void | Promise<void>) => {
+    try {
+      await step();
+    } catch (e) {
+      if (e instanceof JailEscapeError) throw e;
+      reporter.error(`${what}: ${e instanceof JkError ? e.message : errorText(e)}`);
+      failures++;
+    }
   };
   try {
     const engine = new CopyEngine(jail, { reporter, verbose: options.verbose });
@@ -532,26 +570,22 @@ export async function buildJail(
         keepSetuid: true,
       });
       for (const dir of plan.emptydirs) {
-        try {
-          jail.mkdirs(normalize(dir), 0o755);
-        } catch (e) {
-          fail(`cannot create ${jailPath}${dir}: ${errorText(e)}`);
-        }
+        await attempt(`cannot create ${jail.show(dir)}`, () => makeEmptyDir(jail, dir));
       }
       if (plan.users.length > 0 || plan.groups.length > 0) {
-        failures += await addAccounts(jail, jailPath, plan.users, plan.groups, options);
+        await attempt(`cannot write users and groups into ${jail.show("/etc")}`, async () => {
+          failures += await addAccounts(jail, plan.users, plan.groups, options);
+        });
       }
       if (plan.needLogSocket) {
-        try {
-          jail.mkdirs("/dev", 0o755);
+        await attempt(`cannot set up ${logSocketName(jailPath)}`, async () => {
+          makeEmptyDir(jail, "/dev");
           if (await addLogSocket(options.socketdIni, jailPath)) {
             reporter.info(`Adding [${logSocketName(jailPath)}] to ${options.socketdIni}`);
           } else if (options.verbose) {
             reporter.verbose(`${options.socketdIni} already has [${logSocketName(jailPath)}]`);
           }
-        } catch (e) {
-          fail(e instanceof JkError ? e.message : errorText(e));
-        }
+        });
       }
       for (const device of plan.devices) {
         if (doneDevices.has(device)) continue;
@@ -560,122 +594,69 @@ export async function buildJail(
       }
     }
     failures += engine.errors.length;
-    failures += await updateLibraryCache(jail, jailPath, options);
   } finally {
     jail.close();
   }
   return failures;
 }
 
-/** The subset of `Jail` (src/jailfs.ts) this tool uses. */
-type JailHandle = ReturnType<typeof openJail>;
-
 /**
  * Appends the wanted host users and groups to the jail's etc/passwd and
- * etc/group. Host entries are read from the host's files, as jailkit did:
- * the lines written are lines of the same format. Returns failures.
+ * etc/group (root, 0644). Host entries come from the host's /etc/passwd and
+ * /etc/group, as in jailkit: the jail gets lines of the same files, not what
+ * NSS (LDAP, sssd) would answer, and no NSS module is loaded into this root
+ * process. Returns the number of names the host does not know.
  */
 async function addAccounts(
-  jail: JailHandle,
-  jailPath: string,
+  jail: Jail,
   users: string[],
   groups: string[],
   options: BuildOptions,
 ): Promise<number> {
-  const { reporter } = options;
+  const { reporter, verbose } = options;
   let failures = 0;
   const hostPasswd = parsePasswd(await Deno.readTextFile("/etc/passwd")).entries;
   const hostGroup = parseGroup(await Deno.readTextFile("/etc/group")).entries;
-  jail.mkdirs("/etc", 0o755);
+  makeEmptyDir(jail, "/etc");
 
-  const passwdText = jail.readTextFile("/etc/passwd") ?? "";
-  const userPick = selectAccounts(hostPasswd, parsePasswd(passwdText).entries, users, (e) => e.uid);
+  const passwdFile = jail.show("/etc/passwd");
+  const passwdBytes = jail.readFile("/etc/passwd") ?? new Uint8Array();
+  const jailUsers = parsePasswd(new TextDecoder().decode(passwdBytes)).entries;
+  const userPick = selectAccounts(hostPasswd, jailUsers, users, (e) => e.uid);
   for (const name of userPick.unknown) {
     reporter.error(`user ${name} does not exist in /etc/passwd`);
     failures++;
   }
   for (const e of userPick.present) {
-    if (options.verbose) reporter.verbose(`user ${e.name} exists in ${jailPath}/etc/passwd`);
+    if (verbose) reporter.verbose(`user ${e.name} exists in ${passwdFile}`);
   }
   if (userPick.add.length > 0) {
-    for (const e of userPick.add) reporter.info(`writing user ${e.name} to ${jailPath}/etc/passwd`);
+    for (const e of userPick.add) reporter.info(`writing user ${e.name} to ${passwdFile}`);
     const lines = userPick.add.map((e: PasswdEntry) => passwdLine({ ...e, password: "x" }));
-    jail.writeFile("/etc/passwd", appendLines(passwdText, lines), 0o644);
+    jail.writeFile("/etc/passwd", appendLines(passwdBytes, lines), ROOT_FILE, { replace: true });
   }
 
   // A user's primary group comes along, by id.
-  const wantedGroups = [
-    ...groups,
-    ...[...userPick.present, ...userPick.add].map((e) => String(e.gid)),
-  ];
-  const groupText = jail.readTextFile("/etc/group") ?? "";
-  const groupPick = selectAccounts(
-    hostGroup,
-    parseGroup(groupText).entries,
-    wantedGroups,
-    (e) => e.gid,
-  );
+  const primary = [...userPick.present, ...userPick.add].map((e) => String(e.gid));
+  const groupFile = jail.show("/etc/group");
+  const groupBytes = jail.readFile("/etc/group") ?? new Uint8Array();
+  const jailGroups = parseGroup(new TextDecoder().decode(groupBytes)).entries;
+  const groupPick = selectAccounts(hostGroup, jailGroups, [...groups, ...primary], (e) => e.gid);
   for (const name of groupPick.unknown) {
-    if (groups.includes(name)) {
-      reporter.error(`group ${name} does not exist in /etc/group`);
-      failures++;
-    }
+    // A primary gid without a host group line is legal; a named group must exist.
+    if (!groups.includes(name)) continue;
+    reporter.error(`group ${name} does not exist in /etc/group`);
+    failures++;
   }
   for (const e of groupPick.present) {
-    if (options.verbose) reporter.verbose(`group ${e.name} exists in ${jailPath}/etc/group`);
+    if (verbose) reporter.verbose(`group ${e.name} exists in ${groupFile}`);
   }
   if (groupPick.add.length > 0) {
-    for (const e of groupPick.add) reporter.info(`writing group ${e.name} to ${jailPath}/etc/group`);
+    for (const e of groupPick.add) reporter.info(`writing group ${e.name} to ${groupFile}`);
     const lines = groupPick.add.map((e: GroupEntry) => groupLine({ ...e, password: "x" }));
-    jail.writeFile("/etc/group", appendLines(groupText, lines), 0o644);
+    jail.writeFile("/etc/group", appendLines(groupBytes, lines), ROOT_FILE, { replace: true });
   }
   return failures;
-}
-
-/** Where ldconfig may be (merged /usr and older layouts). */
-const LDCONFIG = ["/usr/sbin/ldconfig", "/sbin/ldconfig"];
-
-/**
- * Writes the jail's etc/ld.so.cache with `ldconfig -X -r JAIL`, as jailkit
- * did, so libraries in directories of the jail's ld.so.conf (e.g.
- * /usr/local/lib) are found. ldconfig chroots into the jail before reading or
- * writing anything; `-X` keeps it from creating links in library directories.
- * Returns failures.
- */
-async function updateLibraryCache(
-  jail: JailHandle,
-  jailPath: string,
-  options: BuildOptions,
-): Promise<number> {
-  const ldconfig = LDCONFIG.find((p) => {
-    try {
-      return Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  });
-  if (!ldconfig) {
-    if (options.verbose) options.reporter.verbose("ldconfig not found; no ld.so.cache written");
-    return 0;
-  }
-  jail.mkdirs("/etc", 0o755);
-  const out = await new Deno.Command(ldconfig, {
-    args: ["-X", "-r", jailPath],
-    clearEnv: true,
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const messages = new TextDecoder().decode(out.stderr).trim();
-  if (!out.success) {
-    options.reporter.error(`ldconfig -r ${jailPath} failed: ${messages.split("\n")[0]}`);
-    return 1;
-  }
-  if (options.verbose && messages) {
-    for (const line of messages.split("\n")) options.reporter.verbose(line);
-  }
-  return 0;
 }
 
 /**
@@ -720,14 +701,21 @@ export async function jkInit(args: string[]): Promise<number> {
 
   const reporter = consoleReporter("jk_init");
   prepareJail(jail, reporter);
-  const failures = await buildJail(jail, plans, {
-    verbose: request.verbose,
-    force: request.force,
-    hardlink: request.hardlink,
-    socketdIni: iniPath(INSTALLED, "jk_socketd"),
-    searchPath: searchDirs(Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"),
-    reporter,
-  });
+  let failures: number;
+  try {
+    failures = await buildJail(jail, plans, {
+      verbose: request.verbose,
+      force: request.force,
+      hardlink: request.hardlink,
+      socketdIni: iniPath(INSTALLED, "jk_socketd"),
+      searchPath: searchDirs(Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"),
+      reporter,
+    });
+  } catch (e) {
+    // A link in the jail that leads out, or a jail swapped since the check: abort.
+    if (e instanceof JailEscapeError) throw new JkError(e.message, EXIT.unsafeJail);
+    throw e;
+  }
   if (failures > 0) {
     console.error(`jk_init: ${failures} item(s) failed; the rest of ${jail} is in place`);
     return EXIT.incomplete;

@@ -20,6 +20,7 @@
  * @module
  */
 
+import { posix } from "node:path";
 import { errorText, JkError } from "./cli.ts";
 
 /** A malformed or unreadable `ld.so.cache`. */
@@ -331,7 +332,8 @@ export function readLdCache(path: string): Promise<LdCache> {
 export function cacheNameCompare(a: string, b: string): number {
   let i = 0;
   let j = 0;
-  const digit = (s: string, k: number) => k < s.length && s.charCodeAt(k) >= 48 && s.charCodeAt(k) <= 57;
+  const digit = (s: string, k: number) =>
+    k < s.length && s.charCodeAt(k) >= 48 && s.charCodeAt(k) <= 57;
   while (i < a.length) {
     if (digit(a, i)) {
       if (!digit(b, j)) return 1;
@@ -562,9 +564,13 @@ export function readLdSoConf(path: string, files: ConfFileAccess = HOST_FILES): 
       out.warnings.push(`${from}:${line}: includes nested more than ${MAX_INCLUDE_DEPTH} deep`);
       return;
     }
-    const full = pattern.startsWith("/") || !from.includes("/")
-      ? pattern
-      : `${from.slice(0, from.lastIndexOf("/") + 1)}${pattern}`;
+    // Normalised lexically so that "sub/../x.conf" and "x.conf" are seen as one
+    // file by the loop check (ld.so.conf trees do not rely on symlinked "..").
+    const full = posix.normalize(
+      pattern.startsWith("/") || !from.includes("/")
+        ? pattern
+        : `${from.slice(0, from.lastIndexOf("/") + 1)}${pattern}`,
+    );
     for (const match of expandGlob(full, files)) {
       if (active.has(match)) {
         out.warnings.push(`${from}:${line}: include loop through ${match}`);
@@ -622,7 +628,8 @@ function expandGlob(pattern: string, files: ConfFileAccess): string[] {
   for (const part of parts) {
     const next: string[] = [];
     for (const dir of current) {
-      const join = (name: string) => dir === "/" ? `/${name}` : dir === "" ? name : `${dir}/${name}`;
+      const join = (name: string) =>
+        dir === "/" ? `/${name}` : dir === "" ? name : `${dir}/${name}`;
       if (!hasMagic(part)) {
         next.push(join(part));
         continue;
@@ -631,7 +638,9 @@ function expandGlob(pattern: string, files: ConfFileAccess): string[] {
       if (!names) continue;
       const re = componentRegExp(part);
       // A leading "." must be matched explicitly, as in glob(3).
-      const matches = names.filter((n) => re.test(n) && (!n.startsWith(".") || part.startsWith(".")))
+      const matches = names.filter((n) =>
+        re.test(n) && (!n.startsWith(".") || part.startsWith("."))
+      )
         .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
       for (const n of matches) next.push(join(n));
     }

@@ -1454,11 +1454,12 @@ const SYS_IDS = X86_64
 /**
  * Asks the kernel, for the calling thread only, to set all three user or
  * group ids to `id`, and returns 0 or the errno. A probe: after a drop, the
- * answer must be EPERM. It is a raw syscall on purpose. glibc's setresuid
- * changes every thread and calls abort() when the threads disagree, which they
- * do in a --caps install, where only the calling thread has shed its
- * capabilities (capset is per thread). If a probe ever returns 0, the calling
- * thread has regained the ids: the caller must end the process at once.
+ * answer must be EPERM. It is a raw syscall on purpose: glibc's setresuid
+ * changes every thread and calls abort() when the threads disagree (as they
+ * would if another thread kept a capability the calling thread shed with the
+ * per-thread capset), and a probe must not change other threads either way.
+ * If a probe ever returns 0, the calling thread has regained the ids: the
+ * caller must end the process at once.
  *
  * @example
  * ```ts

@@ -167,7 +167,7 @@ const RSYNC_SHORT = new Set("0468ACDEHIJKLNOPRSUWXabcdghiklmnopqrtuvxyz".split("
 /** How an rsync long option's value is checked. */
 type RsyncValue =
   | "none"
-  /** A size, count or time: digits, letters, `.`, `+`, `-`. */
+  /** A size, count or time: see `RSYNC_NUMBER`. */
   | "number"
   /** Free text without control characters (already guaranteed). */
   | "text"
@@ -294,7 +294,8 @@ export const RSYNC_LONG_OPTIONS: ReadonlyMap<string, RsyncValue> = new Map<strin
   ].map((name): [string, RsyncValue] => [name, "path"]),
 ]);
 
-const RSYNC_NUMBER = /^[0-9A-Za-z.+-]{1,32}$/;
+/** rsync numbers and sizes: `30`, `-1`, `1.5M`, `10KiB`, `1M+1`. */
+const RSYNC_NUMBER = /^-?[0-9][0-9.]{0,15}[A-Za-z]{0,3}([+-]1)?$/;
 /** A short-option cluster, optionally ending in the server's protocol string `e[digits].flags`. */
 const RSYNC_CLUSTER = /^-([^e]*)(e[0-9]*\.[A-Za-z]*)?$/;
 /** `--block-size` as the client sends it: `-B` glued to a number. */

@@ -26,11 +26,10 @@
  *
  * Threads. Deno runs several threads. ids and groups are changed through
  * glibc, which applies them to every thread; chroot and chdir act on the fs
- * state all threads share. Capabilities, `no_new_privs`, the signal mask and
- * the checks below act on the calling thread, which is the thread that calls
- * execve: in a `--caps` install the runtime's other threads keep their three
- * capabilities until that execve ends them (capset cannot reach them). They
- * run no code of the caller's.
+ * state all threads share. capset, `no_new_privs`, the signal mask and the
+ * checks below act on the calling thread, which is the thread that calls
+ * execve. The other threads lose their capabilities through setresuid (see
+ * `dropTo`), in a `--caps` install as in a setuid one.
  *
  * Every function throws a `PrivilegeError` naming its step and a `reason`,
  * which the tool turns into its documented exit code and log line.
@@ -399,10 +398,10 @@ export interface Target {
 
 /**
  * Becomes `target` for good: setgroups (needs CAP_SETGID, so first), then
- * setresgid (before the uid, for the same reason), then setresuid, then no
- * capabilities at all (`clearCapabilities`; in a setuid install setresuid away
- * from 0 already emptied them, in a `--caps` install the uid never changes and
- * only this clears them). Then verifies: real, effective and saved ids are the
+ * setresgid (before the uid, for the same reason), then setresuid, which
+ * empties the capabilities of every thread (in a `--caps` install by way of
+ * saved uid 0, see below), then `clearCapabilities` for the inheritable and
+ * ambient sets of this thread and the check that all are empty. Then verifies: real, effective and saved ids are the
  * target's, the groups are exactly the target's, and — OpenSSH's "was able to
  * restore old uid" check — setting uid 0, gid 0, the ids held before, or group
  * 0 is refused by the kernel. Reasons: `setgroups`, `setresgid`, `setresuid`
@@ -414,12 +413,21 @@ export interface Target {
  * ```
  */
 export function dropTo(target: Target): void {
-  const before = { uid: getresuid(), gid: getresgid() };
+  const before = attempt("drop", "verify", () => ({ uid: getresuid(), gid: getresgid() }));
   attempt("drop", "setgroups", () => setgroups(target.groups));
   attempt("drop", "setresgid", () => setresgid(target.gid, target.gid, target.gid));
+  if (Object.values(before.uid).every((id) => id !== 0)) {
+    // A --caps start holds no uid 0, so setresuid alone would leave every
+    // thread's capabilities in place (capset reaches only this one). The
+    // kernel clears permitted, effective and ambient capabilities when a
+    // thread goes from any uid 0 to none: pass through saved uid 0 (allowed
+    // by CAP_SETUID, grants nothing: the effective uid stays the user's) so
+    // the final setresuid, which glibc applies to every thread, sheds them all.
+    attempt("drop", "setresuid", () => setresuid(target.uid, target.uid, 0));
+  }
   attempt("drop", "setresuid", () => setresuid(target.uid, target.uid, target.uid));
   clearCapabilities();
-  verifyIds(target);
+  attempt("drop", "verify", () => verifyIds(target));
   proveIrreversible(target, [
     ...Object.values(before.uid).map((uid) => ({ kind: "setresuid" as const, id: uid })),
     ...Object.values(before.gid).map((gid) => ({ kind: "setresgid" as const, id: gid })),

@@ -20,7 +20,7 @@
  */
 
 import { parseIni } from "./ini.ts";
-import { iniPath, libDir, type Site } from "./site.ts";
+import { iniPath, libDir, type Site, toolPath } from "./site.ts";
 
 /** One tool of the suite. */
 export interface Tool {
@@ -106,7 +106,100 @@ export const TOOLS: readonly Tool[] = [
       "every ancestor, the home and its parents are lstat'ed, then the jail's /etc/passwd and " +
       "/etc/group and the shell, after chroot. No env, no write, no run, no net.",
   },
-
+  {
+    name: "jk_jailuser",
+    entry: "src/jk_jailuser.ts",
+    dir: "usr/sbin",
+    privileged: false,
+    permissions: () => [
+      "--allow-read",
+      "--allow-write",
+      "--allow-run=/usr/sbin/usermod,/usr/bin/cp,/usr/bin/find",
+      "--allow-sys=uid",
+    ],
+    why: "run by root to move accounts into a jail: reads /etc/passwd and /etc/group, and " +
+      "reads and writes the jail's etc/passwd, etc/group and home directories, which may be " +
+      "anywhere; usermod changes the host account (its locking and nscd handling); cp and " +
+      "find move the home as the user, never as root (--allow-run amounts to everything). " +
+      "uid: refuses to run as anyone but root.",
+  },
+  {
+    name: "jk_init",
+    entry: "src/jk_init.ts",
+    dir: "usr/sbin",
+    privileged: false,
+    permissions: () => [
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env=PATH",
+      "--allow-sys=uid",
+    ],
+    why: "run by root to build jails: the copy engine writes into the jail only through FFI " +
+      "(openat2 RESOLVE_IN_ROOT or an O_NOFOLLOW walk, O_TMPFILE + linkat, mknodat for " +
+      "devices, fchown), which Deno's file API cannot do, and FFI amounts to everything. " +
+      "Reads are unscoped because sections name any host file; writes cover the new jail " +
+      "directory and the site's jk_socketd.ini; PATH finds bare program names; uid: refuses " +
+      "to build unless root. No run, no net.",
+  },
+  {
+    name: "jk_cp",
+    entry: "src/jk_cp.ts",
+    dir: "usr/sbin",
+    privileged: false,
+    permissions: () => ["--allow-ffi", "--allow-read", "--allow-env=PATH"],
+    why: "run by root to copy files into a jail. Every jail write goes through FFI: paths are " +
+      "resolved from a descriptor of the jail root (openat2 RESOLVE_IN_ROOT, or an O_NOFOLLOW " +
+      "walk), files are made with O_TMPFILE + linkat, devices with mknodat, owners with " +
+      "fchown/fchownat — Deno's own file API cannot open relative to a directory fd — and FFI " +
+      "amounts to everything. Host stats and device nodes go through FFI too (Deno refuses " +
+      "/dev short of --allow-all). Reads are unscoped: the admin names any host file, and ELF " +
+      "headers and /etc/ld.so.cache are read to find libraries. PATH finds bare names. No " +
+      "--allow-write (nothing is written through Deno), no run (never ldd), no net.",
+  },
+  {
+    name: "jk_update",
+    entry: "src/jk_update.ts",
+    dir: "usr/sbin",
+    privileged: false,
+    permissions: () => ["--allow-ffi", "--allow-read"],
+    why: "run by root to refresh a jail from the host: compares, replaces and removes jail " +
+      "files only through FFI on descriptors of the jail (openat2 RESOLVE_IN_ROOT or an " +
+      "O_NOFOLLOW walk, O_TMPFILE + linkat, renameat2, unlinkat), which Deno's file API cannot " +
+      "do; FFI amounts to everything. Reads are unscoped: its ini, every host file it compares " +
+      "with, ELF headers and /etc/ld.so.cache. No write through Deno, no env, no run, no net.",
+  },
+  {
+    name: "jk_socketd",
+    entry: "src/jk_socketd.ts",
+    dir: "usr/sbin",
+    privileged: false,
+    permissions: (site) => [
+      "--allow-ffi",
+      `--allow-read=${site.sysconfdir},${socketdRoot(site)}`,
+      `--allow-run=${libDir(site)}/deno,${toolPath(site, "usr/sbin", "jk_socketd")}`,
+    ],
+    why: "run by root as the jails' /dev/log. FFI because Deno's datagram API has no " +
+      "ancillary data (SO_PASSCRED/SCM_CREDENTIALS attribute each message to its sender; " +
+      "SCM_RIGHTS hands the chrooted relay a new log connection), refuses /dev/log short of " +
+      "--allow-all, and cannot bind by directory fd, chroot, setgroups/setresgid/setresuid or " +
+      "poll; FFI amounts to everything. Reads: its ini and config directory, and the empty " +
+      "directory the relay chroots into (socketdRoot). Run: itself only — Deno cannot fork, " +
+      "so the daemon and its unprivileged relay are new copies of the same executable (the " +
+      "dev runtime or the compiled binary). No env, no write through Deno, no net.",
+  },
+  {
+    name: "jk_check",
+    entry: "src/jk_check.ts",
+    dir: "usr/sbin",
+    privileged: false,
+    permissions: () => ["--allow-read"],
+    why: "audits jails: reads every jail wherever its config or a /./ home puts it, the " +
+      "host file of every path it compares, its ini and /etc/passwd, so reads cannot be " +
+      "narrowed to a list. Read only: no write, run, ffi, env, sys or net. /proc stays closed " +
+      "(Deno opens it only with --allow-all), so the protected_* sysctls and file " +
+      "capabilities are reported as not checked rather than widening this.",
+  },
 ];
 
 /**
@@ -242,4 +335,19 @@ export function lshFence(config: URL = new URL("../config/jk_lsh.ini", import.me
  */
 export function lshLogSocket(site: Site): string {
   return `${libDir(site)}/dev-log`;
+}
+
+/**
+ * The empty, root-owned directory jk_socketd's relay chroots into before it
+ * drops to nobody: `PREFIX/usr/lib/jailkit/empty`. jk_socketd creates it
+ * (0755) when missing and refuses it unless it is empty and only root can
+ * write it and its ancestors.
+ *
+ * @example
+ * ```ts
+ * socketdRoot({ prefix: "", sysconfdir: "/etc/jailkit" }); // "/usr/lib/jailkit/empty"
+ * ```
+ */
+export function socketdRoot(site: Site): string {
+  return `${libDir(site)}/empty`;
 }

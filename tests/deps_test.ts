@@ -113,7 +113,13 @@ Deno.test("closures match the real loader on a sample of system ELF files", asyn
 });
 
 Deno.test("closure of ssh, rsync, git, perl, vim.basic and 200 /usr/bin files: well under 1 s", async () => {
-  const big = ["/usr/bin/ssh", "/usr/bin/rsync", "/usr/bin/git", "/usr/bin/perl", "/usr/bin/vim.basic"]
+  const big = [
+    "/usr/bin/ssh",
+    "/usr/bin/rsync",
+    "/usr/bin/git",
+    "/usr/bin/perl",
+    "/usr/bin/vim.basic",
+  ]
     .filter((p) => {
       try {
         return Deno.statSync(p).isFile;
@@ -126,7 +132,9 @@ Deno.test("closure of ssh, rsync, git, perl, vim.basic and 200 /usr/bin files: w
   const start = performance.now();
   const c = new DepResolver().closure(files);
   const ms = performance.now() - start;
-  console.log(`  ${files.length} files, ${c.dependencies.length} dependencies in ${ms.toFixed(0)} ms`);
+  console.log(
+    `  ${files.length} files, ${c.dependencies.length} dependencies in ${ms.toFixed(0)} ms`,
+  );
   assert.ok(ms < 1000, `took ${ms} ms`);
   // Spot check against the loader for the big ones.
   for (const p of big) {
@@ -139,7 +147,9 @@ Deno.test("closure of ssh, rsync, git, perl, vim.basic and 200 /usr/bin files: w
 async function cc(cwd: string, ...args: string[]): Promise<void> {
   const out = await new Deno.Command("cc", { args, cwd, stdout: "piped", stderr: "piped" })
     .output();
-  if (!out.success) throw new Error(`cc ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  if (!out.success) {
+    throw new Error(`cc ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
 }
 
 /** Rewrites the tag of the first dynamic entry tagged `from` (ELF64 LE) to `to`. */
@@ -185,7 +195,9 @@ async function sameAsLoader(file: string): Promise<{ paths: Set<string>; missing
 
 Deno.test("RUNPATH, inherited RPATH, RPATH ignored beside RUNPATH, $ORIGIN/$LIB/$PLATFORM", async () => {
   await withDir("deps-origin", async (t) => {
-    for (const d of ["bin", "lib", "lib2", "lib3", "libR", "libU", "lib/x86_64-linux-gnu", "x86_64"]) {
+    for (
+      const d of ["bin", "lib", "lib2", "lib3", "libR", "libU", "lib/x86_64-linux-gnu", "x86_64"]
+    ) {
       await Deno.mkdir(`${t}/${d}`, { recursive: true });
     }
     const src = (name: string, body: string) => Deno.writeTextFile(`${t}/${name}.c`, body);
@@ -215,8 +227,44 @@ Deno.test("RUNPATH, inherited RPATH, RPATH ignored beside RUNPATH, $ORIGIN/$LIB/
     // DT_RPATH is inherited down the chain: libc2 finds libd2 through the program's RPATH.
     await so("lib2/libd2.so", "b.c", "-Wl,-soname,libd2.so");
     await so("lib2/libc2.so", "a.c", "-Wl,-soname,libc2.so", "-Llib2", "-ld2");
-    await cc(t, "-o", "bin/prog2", "main_a.c", "-Llib2", "-lc2", "-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib2");
+    await cc(
+      t,
+      "-o",
+      "bin/prog2",
+      "main_a.c",
+      "-Llib2",
+      "-lc2",
+      "-Wl,--disable-new-dtags",
+      "-Wl,-rpath,$ORIGIN/../lib2",
+    );
     assert.ok((await sameAsLoader(`${t}/bin/prog2`)).paths.has(`${t}/lib2/libd2.so`));
+    // ... and from a library, not only from the program: prog6 (RUNPATH) -> libi (RPATH
+    // $ORIGIN:$ORIGIN/../libdeep) -> libj (no paths) -> libk, found through libi's RPATH.
+    for (const d of ["lib4", "libdeep"]) await Deno.mkdir(`${t}/${d}`);
+    await so("libdeep/libk.so", "b.c", "-Wl,-soname,libk.so");
+    await so("lib4/libj.so", "a.c", "-Wl,-soname,libj.so", "-Llibdeep", "-lk");
+    await so(
+      "lib4/libi.so",
+      "x.c",
+      "-Wl,-soname,libi.so",
+      "-Llib4",
+      "-Llibdeep",
+      "-Wl,--no-as-needed",
+      "-lj",
+      "-Wl,--disable-new-dtags",
+      "-Wl,-rpath,$ORIGIN:$ORIGIN/../libdeep",
+    );
+    await cc(
+      t,
+      "-o",
+      "bin/prog6",
+      "main_x.c",
+      "-Llib4",
+      "-li",
+      "-Wl,-rpath-link,libdeep",
+      "-Wl,-rpath,$ORIGIN/../lib4",
+    );
+    assert.ok((await sameAsLoader(`${t}/bin/prog6`)).paths.has(`${t}/libdeep/libk.so`));
 
     // Both DT_RPATH and DT_RUNPATH: the RPATH (libR) is ignored, RUNPATH (libU) wins.
     // The linker cannot emit both, so the program's DT_SONAME string becomes its DT_RUNPATH.
@@ -279,9 +327,30 @@ Deno.test("libraries of another machine or class are skipped and the search goes
   });
 });
 
+Deno.test("glibc-hwcaps: the baseline library is chosen, the variant reported beside it", async () => {
+  await withDir("deps-hwcaps", async (t) => {
+    await Deno.mkdir(`${t}/lib/glibc-hwcaps/x86-64-v2`, { recursive: true });
+    await Deno.writeTextFile(`${t}/w.c`, "int w(void){return 0;}\n");
+    await Deno.writeTextFile(`${t}/main.c`, "int w(void); int main(void){return w();}\n");
+    await cc(t, "-shared", "-fPIC", "-o", "lib/libw.so", "w.c", "-Wl,-soname,libw.so");
+    await Deno.copyFile(`${t}/lib/libw.so`, `${t}/lib/glibc-hwcaps/x86-64-v2/libw.so`);
+    await cc(t, "-o", "prog", "main.c", "-Llib", "-lw", "-Wl,-rpath,$ORIGIN/lib");
+    const c = new DepResolver().closure([`${t}/prog`]);
+    const w = c.dependencies.find((d) => d.path.endsWith("/libw.so"))!;
+    assert.equal(w.path, `${t}/lib/libw.so`);
+    assert.deepEqual(w.hwcapsVariants, [`${t}/lib/glibc-hwcaps/x86-64-v2/libw.so`]);
+    // The loader on this (x86-64-v2 capable) CPU takes the variant: a jail needs both.
+    const real = await loaderList(`${t}/prog`);
+    assert.ok(real.paths.has(`${t}/lib/glibc-hwcaps/x86-64-v2/libw.so`));
+  });
+});
+
 Deno.test("-z nodefaultlib: neither the cache nor the default directories are searched", async () => {
   await withDir("deps-nodeflib", async (t) => {
-    await Deno.writeTextFile(`${t}/z.c`, "#include <zlib.h>\nint main(void){return !zlibVersion();}\n");
+    await Deno.writeTextFile(
+      `${t}/z.c`,
+      "#include <zlib.h>\nint main(void){return !zlibVersion();}\n",
+    );
     await cc(t, "-o", "prog", "z.c", "-lz", "-Wl,-z,nodefaultlib");
     const mine = await sameAsLoader(`${t}/prog`);
     assert.ok(mine.missing.has("libz.so.1"));
@@ -428,10 +497,42 @@ Deno.test("hostile libraries in a root give unresolved entries, never exceptions
       const c = new DepResolver({ root, defaultDirs: ["/lib"] }).closure(["/usr/bin/ls"]);
       assert.ok(c.unresolved.length > 0); // libc.so.6 is absent at least
     }
+    // A work budget: 100 missing needs times a 1300-directory RPATH stops early, and says so.
+    await Deno.writeTextFile(`${root}/s.c`, "int s(void){return 0;}\n");
+    await cc(root, "-shared", "-fPIC", "-o", "libstub.so", "s.c");
+    const stubs = Array.from({ length: 100 }, (_, i) => `libn${i}.so`);
+    for (const s of stubs) await Deno.copyFile(`${root}/libstub.so`, `${root}/${s}`);
+    const rpath = Array.from({ length: 1300 }, (_, i) => `/d${i}`).join(":");
+    await cc(
+      root,
+      "-shared",
+      "-fPIC",
+      "-o",
+      "usr/bin/wide.so",
+      "s.c",
+      "-L.",
+      "-Wl,--no-as-needed",
+      ...stubs.map((s) => `-l:${s}`),
+      "-Wl,--disable-new-dtags",
+      `-Wl,-rpath,${rpath}`,
+    );
+    for (const s of stubs) await Deno.remove(`${root}/${s}`);
+    const t0 = performance.now();
+    const wide = new DepResolver({ root }).closure(["/usr/bin/wide.so"]);
+    assert.ok(performance.now() - t0 < 3000);
+    const stop = wide.unresolved.find((u) => u.name === "(remaining dependencies)");
+    assert.match(stop?.reason ?? "", /more than 100000 candidate files examined/);
+    const few = new DepResolver({ maxObjects: 3 }).closure(["/usr/bin/ssh"]);
+    assert.match(few.unresolved.at(-1)?.reason ?? "", /more than 3 objects/);
+    assert.throws(() => new DepResolver({ root: `${root}/nope` }), /nope: no such file/);
+
     // Directories, FIFOs and devices in the search path are errors, not hangs.
     Deno.removeSync(`${root}/lib/libselinux.so.1`);
     await new Deno.Command("mkfifo", { args: [`${root}/lib/libselinux.so.1`] }).output();
     const fifo = new DepResolver({ root, defaultDirs: ["/lib"] }).closure(["/usr/bin/ls"]);
-    assert.match(fifo.unresolved.find((u) => u.name === "libselinux.so.1")!.reason, /not a regular/);
+    assert.match(
+      fifo.unresolved.find((u) => u.name === "libselinux.so.1")!.reason,
+      /not a regular/,
+    );
   });
 });

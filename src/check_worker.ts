@@ -1,0 +1,117 @@
+/**
+ * The worker side of jk_check's parallel jobs (see src/check_jobs.ts): byte
+ * comparison of jail files with host files, and library closures. Started as
+ * a worker, it serves job messages; imported, it only exports
+ * {@link JailWork}, which the main thread uses when a worker is not
+ * available.
+ *
+ * @module
+ */
+
+import { type CompareOutcome, FileComparer } from "./check_compare.ts";
+import { DepResolver, type UnresolvedNeed } from "./deps.ts";
+
+/** A comparison that did not find the two files equal. */
+export interface CompareResult {
+  jailPath: string;
+  hostPath: string;
+  outcome: Exclude<CompareOutcome, { kind: "same" }>;
+}
+
+/** What a jail's jobs produced. */
+export interface JailResults {
+  /** Comparisons that found a difference or could not read a file. */
+  compared: CompareResult[];
+  /** Library needs that cannot be met inside the jail (in-jail paths). */
+  unresolved: UnresolvedNeed[];
+  /** Remarks of the resolver (audit libraries, `#!/usr/bin/env` scripts). */
+  warnings: string[];
+}
+
+/** A message to a worker. */
+export type JobRequest =
+  | { type: "compare"; jail: number; jobs: (string | number)[] }
+  | { type: "libs"; jail: number; root: string; paths: string[] }
+  | { type: "finish"; jail: number };
+
+/** A worker's answer to "finish". */
+export interface JobReply {
+  type: "done";
+  jail: number;
+  results: JailResults;
+}
+
+/**
+ * One jail's jobs and results, wherever they run.
+ *
+ * @example
+ * ```ts
+ * const work = new JailWork();
+ * work.compare(["/srv/jail/usr/bin/ls", "/usr/bin/ls", 151344]);
+ * work.libs("/srv/jail", ["/usr/bin/ls"]);
+ * work.results().unresolved; // []
+ * ```
+ */
+export class JailWork {
+  #resolver: DepResolver | null = null;
+  readonly #compared: CompareResult[] = [];
+  readonly #unresolved = new Map<string, UnresolvedNeed>();
+  readonly #warnings = new Set<string>();
+
+  /** `jobs` is a flat list of `jailPath, hostPath, size` triples. */
+  compare(jobs: readonly (string | number)[]): void {
+    const comparer = sharedComparer ??= new FileComparer();
+    for (let i = 0; i + 2 < jobs.length; i += 3) {
+      const jailPath = jobs[i] as string, hostPath = jobs[i + 1] as string;
+      const outcome = comparer.compare(jailPath, hostPath, jobs[i + 2] as number);
+      if (outcome.kind !== "same") this.#compared.push({ jailPath, hostPath, outcome });
+    }
+  }
+
+  /** Adds programs to the closure; one resolver per jail keeps its caches across batches. */
+  libs(root: string, paths: string[]): void {
+    this.#resolver ??= new DepResolver({ root });
+    const closure = this.#resolver.closure(paths);
+    for (const u of closure.unresolved) {
+      const key = `${u.name}\0${u.neededBy}`;
+      if (!this.#unresolved.has(key)) this.#unresolved.set(key, u);
+    }
+    for (const w of closure.warnings) this.#warnings.add(w);
+  }
+
+  /** Everything found so far. */
+  results(): JailResults {
+    return {
+      compared: this.#compared,
+      unresolved: [...this.#unresolved.values()],
+      warnings: [...this.#warnings],
+    };
+  }
+}
+
+/** The chunk buffers of this thread's comparisons (allocated on first use). */
+let sharedComparer: FileComparer | undefined;
+
+/** Serves job messages: one JailWork per jail number, answered and dropped on "finish". */
+function serve(scope: { onmessage: unknown; postMessage(r: JobReply): void }): void {
+  const jails = new Map<number, JailWork>();
+  const work = (jail: number) => {
+    let w = jails.get(jail);
+    if (!w) jails.set(jail, w = new JailWork());
+    return w;
+  };
+  scope.onmessage = (ev: MessageEvent<JobRequest>) => {
+    const req = ev.data;
+    if (req.type === "compare") work(req.jail).compare(req.jobs);
+    else if (req.type === "libs") work(req.jail).libs(req.root, req.paths);
+    else {
+      scope.postMessage({ type: "done", jail: req.jail, results: work(req.jail).results() });
+      jails.delete(req.jail);
+    }
+  };
+}
+
+// Started as a worker: serve. Imported by the main thread: nothing happens.
+// deno-lint-ignore no-explicit-any
+const scope = globalThis as any;
+if (import.meta.main && typeof scope.WorkerGlobalScope === "function") serve(scope);

@@ -1,0 +1,110 @@
+/**
+ * Fixtures shared by the jail-building tests (jailcopy, jk_cp, jk_update):
+ * fresh jails under /var/lib, a digest of a whole tree to prove nothing in
+ * it changed, and a chroot runner.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { runCommand, type RunResult, scratchDir } from "./harness.ts";
+
+/**
+ * A fresh, safe (root-owned 0755) jail directory and the scratch directory
+ * holding it; `remove()` deletes both.
+ *
+ * @example
+ * ```ts
+ * const { jail, remove } = await freshJail("cp");
+ * try { ... } finally { await remove(); }
+ * ```
+ */
+export async function freshJail(label: string): Promise<{
+  base: string;
+  jail: string;
+  remove: () => Promise<void>;
+}> {
+  const base = await scratchDir(label);
+  const jail = `${base}/jail`;
+  await Deno.mkdir(jail, { mode: 0o755 });
+  await Deno.chmod(jail, 0o755);
+  return { base, jail, remove: () => Deno.remove(base, { recursive: true }) };
+}
+
+/**
+ * A digest of everything under `root`: each entry's path, type, mode, owner,
+ * link target or content hash, and inode link count. Any change shows.
+ *
+ * @example
+ * ```ts
+ * const before = await treeDigest("/var/lib/outside");
+ * // ... attack ...
+ * assert.equal(await treeDigest("/var/lib/outside"), before);
+ * ```
+ */
+export async function treeDigest(root: string): Promise<string> {
+  const lines: string[] = [];
+  const walk = async (dir: string) => {
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    for (const name of names.sort()) {
+      const path = `${dir}/${name}`;
+      const st = await Deno.lstat(path);
+      let what = "";
+      if (st.isSymlink) what = `-> ${await Deno.readLink(path)}`;
+      else if (st.isFile) {
+        what = createHash("sha256").update(await Deno.readFile(path)).digest("hex");
+      }
+      lines.push(
+        `${path.slice(root.length)} ${st.mode?.toString(8)} ${st.uid}:${st.gid} ` +
+          `n${st.nlink} ${what}`,
+      );
+      if (st.isDirectory) await walk(path);
+    }
+  };
+  await walk(root);
+  return lines.join("\n");
+}
+
+/**
+ * Runs `program` inside `jail` with chroot(8), clean environment.
+ *
+ * @example
+ * ```ts
+ * const r = await inJail(jail, "/usr/bin/ls", ["/"]);
+ * ```
+ */
+export function inJail(jail: string, program: string, args: string[]): Promise<RunResult> {
+  return runCommand("/usr/sbin/chroot", [jail, program, ...args], {
+    env: { PATH: "/usr/bin:/bin", LANG: "C", LC_ALL: "C" },
+  });
+}
+
+/**
+ * Every regular file under `root` whose content differs from the host file
+ * at the same path (relative to the jail), or that the host lacks.
+ *
+ * @example
+ * ```ts
+ * assert.deepEqual(await filesDifferingFromHost(jail), []);
+ * ```
+ */
+export async function filesDifferingFromHost(jail: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      const path = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(path);
+      else if (e.isFile) {
+        const host = path.slice(jail.length);
+        const [a, b] = await Promise.all([
+          Deno.readFile(path),
+          Deno.readFile(host).catch(() => null),
+        ]);
+        if (b === null || a.length !== b.length || a.some((x, i) => x !== b[i])) out.push(host);
+      }
+    }
+  };
+  await walk(jail);
+  return out.sort();
+}
