@@ -28,7 +28,7 @@
  * @module
  */
 
-import { errorText, JkError, runMain } from "../src/cli.ts";
+import { errorText, JkError, runMain } from "../src/errors.ts";
 import { IniError, readIniFile, sectionForUser } from "../src/ini.ts";
 import { checkArguments, GrammarError } from "../src/lshgrammar.ts";
 import {
@@ -37,7 +37,7 @@ import {
   policyFromSection,
   resolveProgram,
 } from "../src/lshpolicy.ts";
-import { type Expansion, TokenError, tokenize } from "../src/lshtokens.ts";
+import { type Expansion, quoteWords, TokenError, tokenize } from "../src/lshtokens.ts";
 import { type GroupEntry, parseGroup, parsePasswd, type PasswdEntry } from "../src/passwd.ts";
 import { iniPath, INSTALLED } from "../src/site.ts";
 import {
@@ -45,6 +45,7 @@ import {
   LOG_AUTH,
   LOG_ERR,
   LOG_INFO,
+  LOG_WARNING,
   openLog,
   sanitize,
   type Syslog,
@@ -174,7 +175,7 @@ function choose(
   policy: LshPolicy,
   who: string,
 ): { program: string; args: string[] } {
-  const shown = words.join(" ");
+  const shown = quoteWords(words);
   const refuse = (why: string) =>
     new JkError(
       `WARNING: ${who} tried to run '${shown}', which is not allowed ${why}`,
@@ -268,6 +269,16 @@ async function lsh(args: string[], log: Log): Promise<number> {
   }
   const command = args[args.length - 1];
   const policy = await loadPolicy(caller);
+  const unreachable = policy.executables.filter((p) => !canRun(p));
+  if (unreachable.length > 0) {
+    await log.log(
+      LOG_WARNING,
+      `section ${policy.section} of ${policy.file} allows ${unreachable.join(", ")}, outside ` +
+        `this build's --allow-run fence: jk_lsh can never start ${
+          unreachable.length > 1 ? "them" : "it"
+        }`,
+    );
+  }
   Deno.umask(policy.umask);
   const env = childEnvironment(caller.user.name, policy.environment);
 
@@ -286,7 +297,7 @@ async function lsh(args: string[], log: Log): Promise<number> {
   const { program, args: programArgs } = choose(words, policy, who);
   await log.log(
     LOG_INFO,
-    `executing command '${[program, ...programArgs].join(" ")}' for ${who}`,
+    `executing command '${quoteWords([program, ...programArgs])}' for ${who}`,
   );
   return await execute(program, programArgs, env, log, who);
 }

@@ -24,14 +24,15 @@
  * What the privileged build does, in order:
  *   1. makes sure fds 0-2 are open, so no file we or the target open lands on them;
  *   2. closes every fd above 2, so nothing the caller opened reaches the target;
- *   3. resets every signal disposition and empties the signal mask;
+ *   3. resets every signal disposition and empties the signal mask, and
+ *      changes to /;
  *   4. copies the caller's environment into a memfd on fd 3 (data the target
  *      may consult under its own allowlist), then execs with a fixed one;
  *   5. with file capabilities, raises them into the ambient set, since execve
  *      of a file without capabilities would otherwise drop them;
  *   6. refuses a target that is not a root-owned regular file writable only by root;
- *   7. execs: argv[0] is the caller's (privileged: the tool's name, a login "-"
- *      kept), then the fixed arguments, then the caller's arguments.
+ *   7. execs: argv[0] is the tool's name (a caller's login "-" is kept), then
+ *      the fixed arguments, then the caller's arguments.
  * It never reads a configuration file, a user database or the environment.
  */
 #define _GNU_SOURCE
@@ -193,6 +194,8 @@ int main(int argc, char **argv) {
 #if JK_PRIVILEGED
   close_other_fds();
   reset_signals();
+  /* A known cwd: nothing of the caller's is read relative to it. */
+  if (chdir("/") != 0) die("cannot chdir to /", "");
   hand_over_environment();
 #if JK_CAPS
   raise_ambient_caps();
@@ -208,17 +211,13 @@ int main(int argc, char **argv) {
   size_t extra = argc > 1 ? (size_t)argc - 1 : 0;
   char **args = calloc(1 + fixed + extra + 1, sizeof *args);
   if (!args) die("out of memory", "");
-  /* argc may be 0 (execve with an empty argv; Linux >= 5.18 then passes one
-   * empty string): never read past it, and never pass an empty name on. */
-  args[0] = (argc > 0 && argv[0] && argv[0][0]) ? argv[0] : (char *)JK_TOOL;
-#if JK_PRIVILEGED
-  /* [jk_chrootsh helper] The Deno CLI obeys argv[0]: named "dx" it runs
-   * `deno x`, which executes a package.json bin from the caller's cwd (tested:
-   * a script of the caller's ran as root). A privileged target therefore gets
-   * only the tool's own name, with the caller's login "-" kept. */
+  /* The target gets only the tool's own name, with a caller's login "-" kept.
+   * The Deno CLI obeys argv[0] (named "dx" it runs `deno x`, which executes a
+   * package.json bin from the cwd: a caller's script ran as root that way), so
+   * the caller's string is never passed on. argc may be 0 (Linux >= 5.18 then
+   * passes one empty string): never read past it. */
   static char login_name[] = "-" JK_TOOL;
   args[0] = (argc > 0 && argv[0] && argv[0][0] == '-') ? login_name : login_name + 1;
-#endif
   for (size_t i = 0; i < fixed; i++) args[1 + i] = (char *)jk_fixed_args[i];
   for (size_t i = 0; i < extra; i++) args[1 + fixed + i] = argv[1 + i];
 

@@ -60,7 +60,7 @@
  * @module
  */
 
-import { errorText, JkError } from "./cli.ts";
+import { errorText, JkError } from "./errors.ts";
 
 /** Largest ini file accepted, in bytes (1 MiB); jailkit's own files are a few KiB. */
 export const MAX_INI_BYTES = 1024 * 1024;

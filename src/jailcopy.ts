@@ -130,6 +130,10 @@ export class CopyEngine {
   readonly #verbose: boolean;
   #resolver: DepResolver | undefined;
 
+  /**
+   * @param jail the open jail to copy into (its `dryRun` decides whether anything changes)
+   * @param options the reporter, verbosity and an optional shared resolver
+   */
   constructor(readonly jail: Jail, options: EngineOptions) {
     this.#reporter = options.reporter;
     this.#verbose = options.verbose ?? false;
@@ -627,22 +631,51 @@ export function resolveProgram(name: string, path: string, cwd: string): string 
 
 /**
  * A reporter writing info and verbose lines to stdout, errors to stderr as
- * `tool: message`.
+ * `tool: message`. Stdout is buffered (one write per 16 KiB instead of one
+ * per line, which was a tenth of jk_cp's run time) and flushed before every
+ * error line, so the two streams stay in order, and at exit (`unload`, which
+ * `Deno.exit` dispatches); `flush()` flushes at once.
  *
  * @example
  * ```ts
  * const reporter = consoleReporter("jk_cp");
+ * try { engine.copySync(paths); } finally { reporter.flush(); }
  * ```
  */
-export function consoleReporter(tool: string): Reporter {
+export function consoleReporter(tool: string): Reporter & { flush(): void } {
+  const encoder = new TextEncoder();
+  let pending = "";
+  const flush = () => {
+    if (pending === "") return;
+    const bytes = encoder.encode(pending);
+    pending = "";
+    for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
+  };
+  // Deno.exit (runMain) dispatches "unload": nothing buffered is lost.
+  globalThis.addEventListener("unload", flush);
+  const out = (line: string) => {
+    pending += line + "\n";
+    if (pending.length >= 16384) flush();
+  };
   return {
-    info: (line) => console.log(line),
-    verbose: (line) => console.log(line),
-    error: (line) => console.error(`${tool}: ${line}`),
+    info: out,
+    verbose: out,
+    error: (line) => {
+      flush();
+      console.error(`${tool}: ${line}`);
+    },
+    flush,
   };
 }
 
-/** A user-facing reason for a failure: libc's description, or the error's own message. */
+/**
+ * A user-facing reason for a failure: libc's description, or the error's own message.
+ *
+ * @example
+ * ```ts
+ * reasonOf(new LibcError('openat(3, "x")', 13)); // "Permission denied"
+ * ```
+ */
 export function reasonOf(e: unknown): string {
   if (e instanceof c.LibcError) return c.strerror(e.errno);
   if (e instanceof JkError) return e.message;

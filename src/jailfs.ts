@@ -47,12 +47,27 @@
 import { JkError } from "./cli.ts";
 import * as c from "./libc.ts";
 
-/** Exit code for a jail that is unsafe or a path in it that leads out (jk_cp's code 6). */
+/**
+ * Exit code for a jail that is unsafe or a path in it that leads out (jk_cp's code 6).
+ *
+ * @example
+ * ```ts
+ * throw new JkError("jail /srv/jail is not safe: ...", UNSAFE_EXIT);
+ * ```
+ */
 export const UNSAFE_EXIT = 6;
 
-/** A path in the jail would lead root out of the jail; the tool refuses to act through it. */
+/**
+ * A path in the jail would lead root out of the jail; the tool refuses to act
+ * through it. Exit code {@link UNSAFE_EXIT}.
+ *
+ * @example
+ * ```ts
+ * try { jail.lookupDir("/usr/lib"); } catch (e) { if (e instanceof JailEscapeError) throw e; }
+ * ```
+ */
 export class JailEscapeError extends JkError {
-  /** @param message names the path, its target and why it is refused */
+  /** @param message one line naming the path, its target and why it is refused */
   constructor(message: string) {
     super(message, UNSAFE_EXIT);
     this.name = "JailEscapeError";
@@ -271,7 +286,15 @@ function parentOf(path: string): string {
   return at <= 0 ? "/" : path.slice(0, at);
 }
 
-/** Normalises an in-jail path: absolute, no `.`, `..` or doubled slashes (`..` stops at `/`). */
+/**
+ * Normalises an in-jail path lexically: absolute, no `.`, `..` or doubled
+ * slashes (`..` stops at `/`, as in a chroot).
+ *
+ * @example
+ * ```ts
+ * jailPath("usr//lib/../../../etc"); // "/etc"
+ * ```
+ */
 export function jailPath(path: string): string {
   const out: string[] = [];
   for (const part of components(path)) {
@@ -380,12 +403,27 @@ export class Jail {
     }
   }
 
-  /** Host path of an in-jail path, for messages: `/srv/jail` + `/usr/bin/ls`. */
+  /**
+   * Host path of an in-jail path, for messages only.
+   *
+   * @example
+   * ```ts
+   * jail.show("/usr/bin/ls"); // "/srv/jail/usr/bin/ls"
+   * ```
+   */
   show(inJail: string): string {
     return inJail === "/" ? this.path : this.path + inJail;
   }
 
-  /** Closes the root and every cached directory. */
+  /**
+   * Closes the root and every cached directory.
+   *
+   * @example
+   * ```ts
+   * const jail = Jail.open("/srv/jail");
+   * try { ... } finally { jail.close(); }
+   * ```
+   */
   close(): void {
     this.#dropCache();
     c.close(this.root.fd);

@@ -22,7 +22,14 @@ import { hostLstat, Jail, UNSAFE_EXIT } from "./jailfs.ts";
 import { checkJail } from "./jailsafety.ts";
 import { geteuid } from "./libc.ts";
 
-/** Exit codes of jk_cp (the first six are jailkit's). */
+/**
+ * Exit codes of jk_cp (0 to 6 as jailkit's; 7 is ours).
+ *
+ * @example
+ * ```ts
+ * if (jkCp(args, context) === EXIT.copyFailed) console.error("some files were not copied");
+ * ```
+ */
 export const EXIT = {
   ok: 0,
   usage: 1,
@@ -125,11 +132,9 @@ export function jkCp(args: string[], context: CpContext): number {
   }
 
   const jail = Jail.open(jailPath);
+  const reporter = consoleReporter("jk_cp");
   try {
-    const engine = new CopyEngine(jail, {
-      reporter: consoleReporter("jk_cp"),
-      verbose: values.verbose === true,
-    });
+    const engine = new CopyEngine(jail, { reporter, verbose: values.verbose === true });
     engine.copySync(files, {
       force: values.force === true,
       hardlink: values.hardlink === true,
@@ -138,6 +143,7 @@ export function jkCp(args: string[], context: CpContext): number {
     });
     return engine.errors.length > 0 ? EXIT.copyFailed : EXIT.ok;
   } finally {
+    reporter.flush();
     jail.close();
   }
 }

@@ -37,11 +37,16 @@
  *   content); the loader finds libraries in its default directories, which on
  *   Debian and Ubuntu include the multiarch ones.
  *
- * Exit codes: 0 jail built; 1 bad option; 2 no jail or no section given;
- * 3 jail not safe, not a directory, or a symlink in it leads out (the run
- * stops there); 4 configuration problem (missing or
- * malformed file, unknown section or key, include cycle); 5 not root; 6 built,
- * but some items failed (each was reported on stderr).
+ * Exit codes:
+ * - 0 jail built;
+ * - 1 bad option;
+ * - 2 no jail or no section given;
+ * - 3 jail not safe or not a directory, or a symlink in it leads out (the run
+ *   stops there);
+ * - 4 configuration problem (missing or malformed file, unknown section or
+ *   key, include cycle), found before the jail is touched;
+ * - 5 not root;
+ * - 6 built, but some items failed (each was reported on stderr).
  *
  * @module
  */
@@ -232,8 +237,9 @@ export function planSections(ini: IniFile, requested: readonly string[]): Sectio
         if (done.has(included)) continue;
         const at = where(top.section, "includesections");
         if (active.has(included)) {
-          const chain = [...stack.map((f) => f.section.name), included].join(" -> ");
-          throw configError(`${at}: includesections cycle: ${chain}`);
+          const names = stack.map((f) => f.section.name);
+          const cycle = [...names.slice(names.indexOf(included)), included];
+          throw configError(`${at}: includesections cycle: ${shortChain(cycle)}`);
         }
         const section = ini.section(included);
         if (!section) {
@@ -249,6 +255,13 @@ export function planSections(ini: IniFile, requested: readonly string[]): Sectio
     }
   }
   return plans;
+}
+
+/** `a -> b -> a`, with the middle of a very long cycle left out to keep one short line. */
+function shortChain(names: string[]): string {
+  if (names.length <= 12) return names.join(" -> ");
+  const hidden = names.length - 8;
+  return [...names.slice(0, 4), `(${hidden} more)`, ...names.slice(-4)].join(" -> ");
 }
 
 /** Checks one section's keys and values and splits its lists. */
@@ -401,10 +414,10 @@ export async function addLogSocket(iniFile: string, jail: string): Promise<boole
   if (/[\[\]\n\r#;]/.test(name)) {
     throw new JkError(`cannot name ${name} in ${iniFile}: it contains [, ], # or ;`);
   }
-  let text = "";
+  let existing = new Uint8Array();
   let mode = 0o644;
   try {
-    text = await Deno.readTextFile(iniFile);
+    existing = await Deno.readFile(iniFile);
     mode = (await Deno.stat(iniFile)).mode! & 0o7777;
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) {
@@ -414,25 +427,33 @@ export async function addLogSocket(iniFile: string, jail: string): Promise<boole
   // Section names are compared as jk_socketd reads them: the text between the
   // brackets, trimmed. (Parsing the whole file would refuse to add to a file
   // jk_socketd itself accepts.)
-  const present = text.split("\n").some((line) => {
+  const present = new TextDecoder().decode(existing).split("\n").some((line) => {
     const m = /^\s*\[([^\]]*)\]/.exec(line);
     return m !== null && m[1].trim() === name;
   });
   if (present) return false;
   const block = `[${name}]\nbase = 512\npeak = 2048\ninterval = 10\n`;
-  const updated = text === "" ? block : `${text}${text.endsWith("\n") ? "" : "\n"}\n${block}`;
+  // The existing bytes are kept exactly; a blank line separates the new section.
+  const separator = existing.length === 0
+    ? ""
+    : existing[existing.length - 1] === 0x0a
+    ? "\n"
+    : "\n\n";
+  const tail = new TextEncoder().encode(separator + block);
+  const updated = new Uint8Array(existing.length + tail.length);
+  updated.set(existing);
+  updated.set(tail, existing.length);
   await replaceFile(iniFile, updated, mode);
   return true;
 }
 
-/** Writes `text` to a fresh file beside `path` (O_EXCL), then renames it over `path`. */
-async function replaceFile(path: string, text: string, mode: number): Promise<void> {
+/** Writes `bytes` to a fresh file beside `path` (O_EXCL), then renames it over `path`. */
+async function replaceFile(path: string, bytes: Uint8Array, mode: number): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const staged = `${dir}/.${path.slice(dir.length + 1)}.${crypto.randomUUID().slice(0, 8)}.new`;
   try {
     const file = await Deno.open(staged, { write: true, createNew: true, mode: 0o600 });
     try {
-      const bytes = new TextEncoder().encode(text);
       for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
       await file.syncData();
     } finally {

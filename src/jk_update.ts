@@ -44,7 +44,14 @@ import { checkJail } from "./jailsafety.ts";
 import * as c from "./libc.ts";
 import { iniPath, INSTALLED, type Site } from "./site.ts";
 
-/** Exit codes of jk_update. */
+/**
+ * Exit codes of jk_update (21 as jailkit's).
+ *
+ * @example
+ * ```ts
+ * if ((await jkUpdate(["-j", "/srv/jail"])) === EXIT.failed) console.error("see above");
+ * ```
+ */
 export const EXIT = {
   ok: 0,
   usage: 1,
@@ -149,7 +156,12 @@ export async function jkUpdate(args: string[], site: Site = INSTALLED): Promise<
     throw new JkError(`jail must be an absolute path: ${plan.jail}`, EXIT.usage);
   }
   plan.jail = jailPath(plan.jail);
-  return update(plan, consoleReporter("jk_update"));
+  const reporter = consoleReporter("jk_update");
+  try {
+    return update(plan, reporter);
+  } finally {
+    reporter.flush();
+  }
 }
 
 /** Adds a jk_update.ini section's settings to `plan`. */

@@ -36,7 +36,7 @@
  * @module
  */
 
-import { JkError } from "./cli.ts";
+import { JkError } from "./errors.ts";
 
 // ---------------------------------------------------------------------------
 // Library path and symbol table

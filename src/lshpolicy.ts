@@ -24,7 +24,7 @@
  * @module
  */
 
-import { JkError } from "./cli.ts";
+import { JkError } from "./errors.ts";
 import { IniError, type IniSection, unknownKeys } from "./ini.ts";
 import { DEFAULT_SFTP_SERVER_FLAGS, isSftpServerFlag } from "./lshgrammar.ts";
 

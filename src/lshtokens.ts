@@ -319,3 +319,20 @@ function readTilde(
   }
   return { value: home, next: end };
 }
+
+/** Words that need no quoting to read back as one word. */
+const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/**
+ * Renders words for a log line or a message so that each reads back as one
+ * word: plain words as they are, others in single quotes (jailkit joined them
+ * with spaces, which made `a b` and `'a b'` look the same).
+ *
+ * @example
+ * ```ts
+ * quoteWords(["rsync", "--server", "dest dir/", "it's"]); // "rsync --server 'dest dir/' 'it'\\''s'"
+ * ```
+ */
+export function quoteWords(words: readonly string[]): string {
+  return words.map((w) => PLAIN_WORD.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`).join(" ");
+}

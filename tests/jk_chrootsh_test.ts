@@ -25,22 +25,23 @@ interface Site {
 async function installSite(caps: boolean): Promise<Site> {
   const prefix = await scratchDir(caps ? "chcaps" : "chsuid");
   const logSocket = `${prefix}/log.sock`;
+  const opened: { listener?: Deno.DatagramConn } = {};
+  globalThis.addEventListener("unload", () => {
+    opened.listener?.close();
+    Deno.removeSync(prefix, { recursive: true });
+  });
   await install({
     site: { prefix, sysconfdir: `${prefix}/etc/jailkit`, logSocket },
     dev: true,
     caps,
     log: () => {},
   });
-  const listener = Deno.listenDatagram({ transport: "unixpacket", path: logSocket });
+  const conn = opened.listener = Deno.listenDatagram({ transport: "unixpacket", path: logSocket });
   await Deno.chmod(logSocket, 0o666); // a --caps jk_chrootsh connects as the user, like /dev/log
   const logs: string[] = [];
   (async () => {
-    for (;;) logs.push(new TextDecoder().decode((await listener.receive())[0]));
+    for (;;) logs.push(new TextDecoder().decode((await conn.receive())[0]));
   })().catch(() => {});
-  globalThis.addEventListener("unload", () => {
-    listener.close();
-    Deno.removeSync(prefix, { recursive: true });
-  });
   return {
     prefix,
     chrootsh: `${prefix}/usr/sbin/jk_chrootsh`,

@@ -62,6 +62,29 @@ Deno.test("jk_cp strips setuid unless -s; -k links plain files but copies setuid
   }
 });
 
+Deno.test("jk_cp -o keeps owner and group, -v tells each directory made; relative names", async () => {
+  const { jail, remove } = await freshJail("cp-owner");
+  const src = await scratchDir("cp-owner-src");
+  try {
+    await Deno.writeTextFile(`${src}/owned`, "data");
+    await Deno.chown(`${src}/owned`, 4321, 8765);
+    const r = await runTool("jk_cp", ["--owner", "--verbose", "--jail", jail, "./owned"], {
+      cwd: src,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(`Create directory ${jail}${src}\n`), r.stdout);
+    const st = await Deno.stat(`${jail}${src}/owned`);
+    assert.deepEqual([st.uid, st.gid], [4321, 8765]);
+    const plain = await runTool("jk_cp", ["-f", "-j", jail, `${src}/owned`]);
+    assert.equal(plain.code, 0, plain.stderr);
+    const replaced = await Deno.stat(`${jail}${src}/owned`);
+    assert.deepEqual([replaced.uid, replaced.gid], [0, 0], "-f without -o: the owner differs");
+  } finally {
+    await remove();
+    await Deno.remove(src, { recursive: true });
+  }
+});
+
 Deno.test("jk_cp exit codes and one-line errors", async () => {
   const { base, jail, remove } = await freshJail("cp-exit");
   try {

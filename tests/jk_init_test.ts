@@ -11,6 +11,15 @@
  */
 
 import assert from "node:assert/strict";
+import { parseIni } from "../src/ini.ts";
+import {
+  appendLines,
+  listSections,
+  loadConfig,
+  planSections,
+  selectAccounts,
+} from "../src/jk_init.ts";
+import { parsePasswd } from "../src/passwd.ts";
 import { iniPath } from "../src/site.ts";
 import { findTool } from "../src/tools.ts";
 import {
@@ -740,4 +749,56 @@ rootTest("kill -9 midway leaves no partial file; a rerun completes the jail", as
   assert.ok((await assertFilesComplete(jail)) > 1000);
   assert.equal(await okInJail(jail, ["/usr/bin/perl", "-MPOSIX", "-e", "print 1"]), "1");
   assert.match(await okInJail(jail, ["/usr/bin/git", "--version"]), /^git version/);
+});
+
+// ---------------------------------------------------------------------------
+// Pure parts, without root.
+
+Deno.test("planSections: includes first, each section once, deep chains without a crash", () => {
+  const ini = parseIni(
+    "[a]\nincludesections = b, c\n[b]\nincludesections = c\n[c]\npaths = /x\n[d]\n",
+    "t.ini",
+  );
+  assert.deepEqual(planSections(ini, ["a", "d", "b"]).map((p) => p.name), ["c", "b", "a", "d"]);
+  // 20000 nested includes: iterative, no stack overflow; then a cycle at the end.
+  const depth = 20000;
+  const chain = Array.from({ length: depth }, (_, i) => `[s${i}]\nincludesections = s${i + 1}\n`);
+  const deep = parseIni(`${chain.join("")}[s${depth}]\npaths = /x\n`, "deep.ini");
+  assert.equal(planSections(deep, ["s0"]).length, depth + 1);
+  const cyclic = parseIni(`${chain.join("")}[s${depth}]\nincludesections = s0\n`, "cyc.ini");
+  assert.throws(
+    () => planSections(cyclic, ["s0"]),
+    /includesections cycle: s0 -> s1 -> s2 -> s3 -> \(19993 more\) -> s19998 -> s19999 -> s20000 -> s0$/,
+  );
+});
+
+Deno.test("selectAccounts: by name or id, skipping what the jail has by name or id", () => {
+  const host = parsePasswd(
+    "root:x:0:0:root:/root:/bin/bash\nbin:x:2:2::/bin:/bin/false\nwww:x:33:33::/var/www:/bin/false\n",
+  ).entries;
+  const jail = parsePasswd("toor:x:0:0::/:/bin/sh\n").entries;
+  const pick = selectAccounts(host, jail, ["root", "2", "bin", "www", "ghost"], (e) => e.uid);
+  assert.deepEqual(pick.add.map((e) => e.name), ["bin", "www"]);
+  assert.deepEqual(pick.present.map((e) => e.name), ["root"]);
+  assert.deepEqual(pick.unknown, ["ghost"]);
+});
+
+Deno.test("appendLines keeps the existing bytes exactly", () => {
+  const latin1 = new Uint8Array([0x61, 0x3a, 0xe9]); // "a:é" in Latin-1, not UTF-8
+  const out = appendLines(latin1, ["b"]);
+  assert.deepEqual([...out], [0x61, 0x3a, 0xe9, 0x0a, 0x62, 0x0a]);
+  assert.deepEqual([...appendLines(new Uint8Array(), ["x"])], [0x78, 0x0a]);
+});
+
+Deno.test("listSections: sorted, comments on one line", () => {
+  const ini = parseIni("[b]\ncomment = two\n    lines\n[a]\n", "l.ini");
+  assert.deepEqual(listSections(ini), ["a", "b - two lines"]);
+});
+
+Deno.test("the stock jk_init.ini parses, and every section checks out", async () => {
+  const path = new URL("../config/jk_init.ini", import.meta.url).pathname;
+  const ini = await loadConfig(path);
+  const plans = planSections(ini, ini.names());
+  assert.equal(plans.length, ini.names().length);
+  for (const s of ini.sections()) assert.ok(s.get("comment"), `[${s.name}] has a comment`);
 });

@@ -16,7 +16,13 @@ import {
   policyFromSection,
   resolveProgram,
 } from "../src/lshpolicy.ts";
-import { type Expansion, MAX_COMMAND_BYTES, TokenError, tokenize } from "../src/lshtokens.ts";
+import {
+  type Expansion,
+  MAX_COMMAND_BYTES,
+  quoteWords,
+  TokenError,
+  tokenize,
+} from "../src/lshtokens.ts";
 import { JkError } from "../src/cli.ts";
 import { findTool, LSH_DEFAULT_FENCE, lshFence, lshLogSocket } from "../src/tools.ts";
 import {
@@ -24,12 +30,12 @@ import {
   createUser,
   runCommand,
   type RunResult,
+  runTool,
   scratchDir,
   testSite,
   type TestUser,
   toolPathUnderTest,
 } from "./harness.ts";
-import { libDir } from "../src/site.ts";
 
 const root = Deno.uid() === 0;
 
@@ -69,6 +75,12 @@ Deno.test("tokenize: spaces, quotes and backslashes as a POSIX shell splits them
   ]);
   assert.deepEqual(tokenize("a $ b$"), ["a", "$", "b$"]); // a lone $ is literal, as in sh
   assert.deepEqual(tokenize(""), []);
+});
+
+Deno.test("quoteWords: what the log shows reads back as the same words", () => {
+  const words = ["rsync", "--server", "dest dir/", "it's", "", "$(id)", "a;b", "--x=1"];
+  assert.equal(quoteWords(words), "rsync --server 'dest dir/' 'it'\\''s' '' '$(id)' 'a;b' --x=1");
+  assert.deepEqual(tokenize(quoteWords(words)), words);
 });
 
 Deno.test("tokenize: refuses operators, substitutions and syntax errors", () => {
@@ -634,31 +646,29 @@ Deno.test({
 // Inside a jail: the environment, exit codes, signals and the log socket
 
 /**
- * A jail holding the dev-installed jk_lsh (launcher, Deno runtime, sources,
- * cache), /bin/sh, the user in etc/passwd, and a fixture standing in for
- * git-upload-pack that does what its one argument says.
+ * A jail built by `jk_init -j JAIL jk_lsh` (the launcher, the Deno runtime,
+ * the sources and cache of a dev install, the ini), plus /bin/sh, the user in
+ * etc/passwd, and a fixture standing in for git-upload-pack that does what its
+ * one argument says.
  */
 async function lshJail(user: TestUser): Promise<{ jail: string; ini: string }> {
   const site = await testSite();
   const jail = await scratchDir("lshjail");
-  const lib = libDir(site);
-  const launcher = await toolPathUnderTest("jk_lsh");
-  await copyWithLibs(jail, [launcher, `${lib}/deno`, "/bin/sh"]);
-  for (const dir of ["src", "shells", "cache"]) {
-    const r = await runCommand("cp", ["-a", `${lib}/${dir}`, `${jail}${lib}/`]);
-    assert.deepEqual(r.code, 0, r.stderr);
+  const init = await runTool("jk_init", ["-j", jail, "jk_lsh"]);
+  if (init.code !== 0) {
+    await Deno.remove(jail, { recursive: true });
+    assert.fail(`jk_init -j ${jail} jk_lsh exited ${init.code}: ${init.stderr}`);
   }
-  await Deno.mkdir(`${jail}/etc`, { recursive: true });
+  await copyWithLibs(jail, ["/bin/sh"]); // the fixture's interpreter (test only)
+  const launcher = await toolPathUnderTest("jk_lsh");
   await Deno.writeTextFile(
     `${jail}/etc/passwd`,
-    `root:x:0:0::/root:/bin/sh\n${user.name}:x:${user.uid}:${user.gid}::/home/${user.name}:${launcher}\n`,
+    `${user.name}:x:${user.uid}:${user.gid}::/home/${user.name}:${launcher}\n`,
+    { append: true },
   );
-  await Deno.writeTextFile(`${jail}/etc/group`, `root:x:0:\n${user.name}:x:${user.gid}:\n`);
-  await Deno.mkdir(`${jail}/dev`, { recursive: true });
-  for (const [name, minor] of [["null", 3], ["urandom", 9]] as const) {
-    const r = await runCommand("mknod", ["-m", "666", `${jail}/dev/${name}`, "c", "1", `${minor}`]);
-    assert.deepEqual(r.code, 0, r.stderr);
-  }
+  await Deno.writeTextFile(`${jail}/etc/group`, `${user.name}:x:${user.gid}:\n`, {
+    append: true,
+  });
   await Deno.mkdir(`${jail}/home/${user.name}`, { recursive: true });
   await Deno.chown(`${jail}/home/${user.name}`, user.uid, user.gid);
   await Deno.mkdir(`${jail}/usr/bin`, { recursive: true });
@@ -724,8 +734,9 @@ Deno.test({
   ignore: !root,
   fn: async () => {
     const user = await createUser();
-    const { jail } = await lshJail(user);
+    let jail = "";
     try {
+      ({ jail } = await lshJail(user));
       const hostile = {
         LD_PRELOAD: "/nonexistent/evil.so",
         LD_LIBRARY_PATH: "/home",
@@ -774,7 +785,7 @@ Deno.test({
       assert.deepEqual(status.code, 7);
     } finally {
       await user.remove();
-      await Deno.remove(jail, { recursive: true });
+      if (jail) await Deno.remove(jail, { recursive: true });
     }
   },
 });
@@ -784,16 +795,27 @@ Deno.test({
   ignore: !root,
   fn: async () => {
     const user = await createUser();
-    const { jail, ini } = await lshJail(user);
-    const site = await testSite();
-    const socketPath = `${jail}/dev/log`;
-    const logger = Deno.listenDatagram({ transport: "unixpacket", path: socketPath });
+    let jail = "";
+    let logger: Deno.DatagramConn | undefined;
     try {
+      const made = await lshJail(user);
+      jail = made.jail;
+      const site = await testSite();
+      const socketPath = `${jail}/dev/log`;
+      logger = Deno.listenDatagram({ transport: "unixpacket", path: socketPath });
       await Deno.chmod(socketPath, 0o666);
-      await Deno.symlink("/dev/log", `${jail}${lshLogSocket(site)}`);
+      // jk_lsh's log socket: PREFIX/usr/lib/jailkit/dev-log, a link to the jail's /dev/log.
+      const link = `${jail}${lshLogSocket(site)}`;
+      if (!(await Deno.lstat(link).then(() => true, () => false))) {
+        await Deno.symlink("/dev/log", link);
+      }
+      await Deno.writeTextFile(
+        made.ini,
+        "[DEFAULT]\npaths = /usr/bin\nexecutables = /usr/bin/git-upload-pack, /usr/bin/id\n",
+      );
       const lines: string[] = [];
       const collecting = (async () => {
-        for await (const [data] of logger) lines.push(new TextDecoder().decode(data));
+        for await (const [data] of logger!) lines.push(new TextDecoder().decode(data));
       })().catch(() => {});
 
       let r = await finish(await lshInJail(jail, user, ["-c", "git-upload-pack exit0"]));
@@ -801,11 +823,11 @@ Deno.test({
       r = await finish(await lshInJail(jail, user, ["-c", "git-upload-pack a;id"]));
       assert.deepEqual(r.code, 6);
       // The jail's ini, not the host's: without a section for the user, exit 3.
-      await Deno.writeTextFile(ini, "[nobody]\nexecutables = /usr/bin/git-upload-pack\n");
+      await Deno.writeTextFile(made.ini, "[nobody]\nexecutables = /usr/bin/git-upload-pack\n");
       r = await finish(await lshInJail(jail, user, ["-c", "git-upload-pack exit0"]));
       assert.deepEqual(r.code, 3, r.stderr);
 
-      for (let i = 0; i < 50 && lines.length < 6; i++) await new Promise((f) => setTimeout(f, 20));
+      for (let i = 0; i < 50 && lines.length < 8; i++) await new Promise((f) => setTimeout(f, 20));
       const text = lines.join("\n");
       assert.match(text, /^<38>\w{3} [ \d]\d \d\d:\d\d:\d\d jk_lsh\[\d+\]: jk_lsh started$/m);
       assert.match(
@@ -817,17 +839,18 @@ Deno.test({
         ),
       );
       assert.match(text, /^<35>.*illegal word expansion/m);
+      assert.match(text, /^<36>.*allows \/usr\/bin\/id, outside this build's --allow-run fence/m);
       assert.match(text, /^<35>.*did neither find a section/m);
       logger.close();
       await collecting;
     } finally {
       try {
-        logger.close();
+        logger?.close();
       } catch {
         // closed above
       }
       await user.remove();
-      await Deno.remove(jail, { recursive: true });
+      if (jail) await Deno.remove(jail, { recursive: true });
     }
   },
 });

@@ -103,25 +103,39 @@ Deno.test("trampoline: closed std fds are reopened, signals and mask are reset, 
   });
 });
 
-Deno.test("trampoline: argv[0] is kept, arguments follow the fixed ones, an empty argv is safe", async () => {
-  await withTrampoline(spec("/usr/bin/printf", ["[%s]"]), async (path, user) => {
-    const r = await asUser(user, `exec -a -jk_probe ${path} a 'b c'`);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, "[a][b c]");
-  });
-  await withTrampoline(spec("/usr/bin/cat", ["/proc/self/cmdline"]), async (path, user) => {
-    const r = await asUser(user, `exec -a -jk_probe ${path}`);
-    assert.equal(r.stdout.split("\0")[0], "-jk_probe");
-    // execve with argc == 0: argv[0] becomes the tool name, nothing is read past the end.
-    const dir = path.slice(0, path.lastIndexOf("/"));
-    const c =
-      `#include <unistd.h>\nint main(void){char *n[]={0};execve("${path}",n,n);return 99;}\n`;
-    await Deno.writeTextFile(`${dir}/noargv.c`, c);
-    const cc = await runCommand("cc", ["-o", `${dir}/noargv`, `${dir}/noargv.c`]);
-    assert.equal(cc.code, 0, cc.stderr);
-    const empty = await runCommand(`${dir}/noargv`, [], { uid: user.uid, gid: user.gid });
-    assert.equal(empty.code, 0, empty.stderr);
-    assert.equal(empty.stdout.split("\0")[0], "jk_probe");
+Deno.test(
+  "trampoline: argv[0] is the tool's name (login " -
+    " kept), arguments follow the fixed ones, an empty argv is safe",
+  async () => {
+    await withTrampoline(spec("/usr/bin/printf", ["[%s]"]), async (path, user) => {
+      const r = await asUser(user, `exec -a -jk_probe ${path} a 'b c'`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "[a][b c]");
+    });
+    await withTrampoline(spec("/usr/bin/cat", ["/proc/self/cmdline"]), async (path, user) => {
+      const r = await asUser(user, `exec -a -anything ${path}`);
+      assert.equal(r.stdout.split("\0")[0], "-jk_probe", "a login '-' is kept, the name is not");
+      // The Deno CLI obeys argv[0] ("dx" runs `deno x`): a caller's name never reaches it.
+      const dx = await asUser(user, `exec -a dx ${path}`);
+      assert.equal(dx.stdout.split("\0")[0], "jk_probe");
+      // execve with argc == 0: argv[0] becomes the tool name, nothing is read past the end.
+      const dir = path.slice(0, path.lastIndexOf("/"));
+      const c =
+        `#include <unistd.h>\nint main(void){char *n[]={0};execve("${path}",n,n);return 99;}\n`;
+      await Deno.writeTextFile(`${dir}/noargv.c`, c);
+      const cc = await runCommand("cc", ["-o", `${dir}/noargv`, `${dir}/noargv.c`]);
+      assert.equal(cc.code, 0, cc.stderr);
+      const empty = await runCommand(`${dir}/noargv`, [], { uid: user.uid, gid: user.gid });
+      assert.equal(empty.code, 0, empty.stderr);
+      assert.equal(empty.stdout.split("\0")[0], "jk_probe");
+    });
+  },
+);
+
+Deno.test("trampoline: the target starts in /, not in the caller's directory", async () => {
+  await withTrampoline(spec("/usr/bin/pwd", []), async (path, user) => {
+    const r = await asUser(user, `cd ${user.home} && exec ${path}`);
+    assert.equal(r.stdout.trim(), "/");
   });
 });
 

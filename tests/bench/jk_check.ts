@@ -1,0 +1,113 @@
+/**
+ * Benchmark: jk_check on a debootstrap minbase jail (~6,800 entries), beside
+ * Debian's jailkit 2.23 /usr/sbin/jk_check on the same jail in the same run.
+ *
+ * The jail is made once with `debootstrap --variant=minbase bookworm` from the
+ * Debian mirror this machine's apt uses, and cached in /var/lib/jkbench-minbase
+ * (delete it to rebuild). Both tools get the same temporary config naming only
+ * that jail, so both walk it and also scan /etc/passwd, as each does by
+ * default. Ours compares every byte of every same-size file; Debian's compares
+ * one random 1 KiB window per file. Runs alternate (ours, Debian's) after two
+ * warm-up rounds; the medians and their ratio are printed.
+ *
+ * `deno task bench jk_check`, or with a round count: `... tests/bench/jk_check.ts 21`.
+ *
+ * @module
+ */
+
+import { testPrefix } from "../harness.ts";
+
+const JAIL = "/var/lib/jkbench-minbase";
+const DEBIAN_JK_CHECK = "/usr/sbin/jk_check";
+const ROUNDS = Number(Deno.args[0] ?? 11);
+
+/** The Debian mirror of this machine's apt sources (deb822 or one-line), for debootstrap. */
+function debianMirror(): string {
+  const texts: string[] = [];
+  for (const dir of ["/etc/apt/sources.list.d"]) {
+    try {
+      for (const e of Deno.readDirSync(dir)) {
+        if (/\.(sources|list)$/.test(e.name)) texts.push(Deno.readTextFileSync(`${dir}/${e.name}`));
+      }
+    } catch {
+      // no such directory
+    }
+  }
+  try {
+    texts.push(Deno.readTextFileSync("/etc/apt/sources.list"));
+  } catch {
+    // none
+  }
+  for (const text of texts) {
+    for (const m of text.matchAll(/^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+)/gm)) {
+      if (/\/debian\/?$/.test(m[1])) return m[1].replace(/\/$/, "");
+    }
+  }
+  return "http://deb.debian.org/debian";
+}
+
+/** The cached jail, built on first use (into a temporary name, renamed when complete). */
+async function ensureJail(): Promise<void> {
+  try {
+    if (Deno.statSync(`${JAIL}/usr/bin/bash`).isFile) return;
+  } catch {
+    // not built yet
+  }
+  const partial = `${JAIL}.partial`;
+  await Deno.remove(partial, { recursive: true }).catch(() => {});
+  const mirror = debianMirror();
+  console.log(`building ${JAIL} with debootstrap from ${mirror} (once)...`);
+  const status = await new Deno.Command("debootstrap", {
+    args: ["--variant=minbase", "bookworm", partial, mirror],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn().status;
+  if (!status.success) throw new Error("debootstrap failed");
+  await Deno.rename(partial, JAIL);
+}
+
+/** Wall time of one run, in milliseconds; the output is discarded. */
+async function timeRun(cmd: string, args: string[]): Promise<number> {
+  const start = performance.now();
+  await new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" }).output();
+  return performance.now() - start;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+await ensureJail();
+const prefix = await testPrefix();
+const ours = `${prefix}/usr/sbin/jk_check`;
+const config = await Deno.makeTempFile({ dir: "/var/lib", prefix: "jkbench-check-", suffix: ".ini" });
+try {
+  await Deno.writeTextFile(config, `[${JAIL}]\n`);
+  const oursArgs = ["-c", config];
+  const debianArgs = ["-c", config];
+
+  const v = await new Deno.Command(ours, { args: ["-v", ...oursArgs], stdout: "piped" }).output();
+  const summary = new TextDecoder().decode(v.stdout).split("\n").find((l) =>
+    l.startsWith(`${JAIL}: `)
+  );
+  console.log(summary ?? "(no summary line from jk_check -v)");
+
+  for (let i = 0; i < 2; i++) {
+    await timeRun(ours, oursArgs);
+    await timeRun(DEBIAN_JK_CHECK, debianArgs);
+  }
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    a.push(await timeRun(ours, oursArgs));
+    b.push(await timeRun(DEBIAN_JK_CHECK, debianArgs));
+  }
+  const mo = median(a), md = median(b);
+  console.log(`rounds: ${ROUNDS}, cores: ${navigator.hardwareConcurrency}`);
+  console.log(`jk_check (ours, whole files)      median ${mo.toFixed(0)} ms`);
+  console.log(`jk_check (Debian 2.23, 1 KiB/file) median ${md.toFixed(0)} ms`);
+  console.log(`ratio ours/Debian: ${(mo / md).toFixed(2)}x`);
+} finally {
+  await Deno.remove(config);
+}
