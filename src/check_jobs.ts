@@ -1,42 +1,64 @@
 /**
  * Runs jk_check's two slow jobs — byte comparison of every file with the
- * host's and the library closure of every executable — beside the walk, in
- * worker threads (src/check_worker.ts), so a run uses more than one core.
+ * host's and the library closure of every executable — beside the walk, on
+ * every core.
  *
- * Why workers and not async I/O: with the narrow `--allow-read` permission,
- * Deno canonicalises every path it opens (a `readlink` per component) on the
- * calling thread, and its async file operations cost more than the sync ones
- * they wrap; measured on a 6,800-entry jail, async comparison took about
- * twice as long as sync. A worker runs the sync calls on its own thread.
+ * Why worker threads and not async I/O: with the narrow `--allow-read`
+ * permission, Deno canonicalises every path it opens (a `readlink` per
+ * component) on the calling thread, and its async file operations cost more
+ * than the sync ones they wrap; measured on a 6,800-entry jail, async
+ * comparison took about twice as long as sync. A worker runs the sync calls on
+ * its own thread.
  *
- * The main thread never loads the worker module unless it must: a worker
- * that cannot start or dies has its jobs redone on the main thread, from the
- * copy kept here, so results never depend on workers. (That dynamic import
- * also makes `deno compile` embed the worker module.)
+ * Balancing: the walk cuts the jobs into batches and offers every batch to
+ * every worker; each batch carries a shared flag, and the first thread to set
+ * it (compare-and-swap) does the batch. Workers take batches from the front as
+ * they arrive; the main thread, once its walk is done, takes them from the
+ * back. So no thread idles while another has a queue, whatever the load.
+ *
+ * Workers start on the first batch (a small jail never pays for one). A worker
+ * that cannot start or dies has its batches redone on the main thread, so the
+ * results never depend on workers. The main thread loads the worker module
+ * (node:fs, the ELF resolver) only when it has batches to do itself; that
+ * dynamic import is also what makes `deno compile` embed the module.
  *
  * @module
  */
 
-import type { JailResults, JobReply, JobRequest } from "./check_worker.ts";
+import type { JailResults, JobBatch, JobReply, JobRequest } from "./check_worker.ts";
 
-/** Pairs (or paths) sent to a worker per message. */
-const BATCH = 64;
+/** Comparisons (or closure paths) per batch: small enough to balance, large enough to be cheap. */
+const COMPARE_BATCH = 48;
+const LIBS_BATCH = 24;
 
-/** The worker module, loaded on the main thread only for jobs a worker could not do. */
-function localWork() {
-  return import("./check_worker.ts");
+/** The main thread's claim mark; workers use 2, 3, ... */
+const MAIN_MARK = 1;
+
+/**
+ * Claims a batch for the thread with `mark` (a compare-and-swap on its shared
+ * flag); false when another thread already has it.
+ *
+ * @example
+ * ```ts
+ * if (claim(batch, 2)) work.run(root, batch);
+ * ```
+ */
+export function claim(batch: JobBatch, mark: number): boolean {
+  return Atomics.compareExchange(batch.claim, 0, 0, mark) === 0;
 }
 
-/** One worker thread; after a failure, `null` answers tell the caller to redo its jobs. */
+/** One worker thread; once it has failed, `finish` answers null and its batches are redone. */
 class Lane {
+  readonly mark: number;
   #worker: Worker | null;
   readonly #waiting = new Map<number, (r: JailResults | null) => void>();
 
-  constructor() {
+  constructor(mark: number) {
+    this.mark = mark;
     try {
       this.#worker = new Worker(new URL("./check_worker.ts", import.meta.url), {
         type: "module",
-        name: "jk_check",
+        name: `jk_check-${mark}`,
       });
       this.#worker.onmessage = (ev: MessageEvent<JobReply>) => {
         this.#waiting.get(ev.data.jail)?.(ev.data.results);
@@ -46,6 +68,7 @@ class Lane {
         ev.preventDefault();
         this.#fail();
       };
+      this.send({ type: "hello", mark });
     } catch {
       this.#worker = null;
     }
@@ -60,7 +83,7 @@ class Lane {
     if (!this.#worker) return Promise.resolve(null);
     return new Promise((resolve) => {
       this.#waiting.set(jail, resolve);
-      this.#worker!.postMessage({ type: "finish", jail } satisfies JobRequest);
+      this.send({ type: "finish", jail });
     });
   }
 
@@ -77,14 +100,6 @@ class Lane {
   }
 }
 
-/** How the jobs are spread over threads. */
-export interface JobLayout {
-  /** Worker threads for comparisons; 0 compares on the main thread after the walk. */
-  compareWorkers: number;
-  /** Library closures in a worker of their own (else on the main thread after the walk). */
-  libsWorker: boolean;
-}
-
 /**
  * The jobs of one jail: queue them while walking, then await
  * {@link JailJobs.results}.
@@ -93,91 +108,86 @@ export class JailJobs {
   readonly #pool: CheckJobs;
   readonly #id: number;
   readonly #root: string;
-  #compareBatch: (string | number)[] = [];
-  #libsBatch: string[] = [];
-  /** Every comparison sent, per lane, to redo here if the lane fails. */
-  readonly #sentCompare: (string | number)[][];
-  /** Every closure batch, sent or kept for the main thread. */
-  readonly #libs: string[][] = [];
-  #next = 0;
+  readonly #batches: JobBatch[] = [];
+  #compare: (string | number)[] = [];
+  #libs: string[] = [];
 
   constructor(pool: CheckJobs, id: number, root: string) {
     this.#pool = pool;
     this.#id = id;
     this.#root = root;
-    this.#sentCompare = [[], ...pool.compareLanes.map(() => [])];
   }
 
   /** Queues the comparison of two regular files of the same `size`. */
   compare(jailPath: string, hostPath: string, size: number): void {
-    this.#compareBatch.push(jailPath, hostPath, size);
-    if (this.#compareBatch.length >= BATCH * 3) this.#flushCompare();
+    this.#compare.push(jailPath, hostPath, size);
+    if (this.#compare.length >= COMPARE_BATCH * 3) this.#offer("compare");
   }
 
   /** Queues an in-jail path for the library closure. */
   executable(path: string): void {
-    this.#libsBatch.push(path);
-    if (this.#libsBatch.length >= BATCH) this.#flushLibs();
+    this.#libs.push(path);
+    if (this.#libs.length >= LIBS_BATCH) this.#offer("libs");
   }
 
-  #flushCompare(): void {
-    if (this.#compareBatch.length === 0) return;
-    const lanes = this.#pool.compareLanes;
-    // Slot 0 is the main thread, used when there are no compare workers.
-    const slot = lanes.length === 0 ? 0 : 1 + this.#next++ % lanes.length;
-    if (slot > 0) {
-      lanes[slot - 1].send({ type: "compare", jail: this.#id, jobs: this.#compareBatch });
+  #offer(kind: JobBatch["kind"]): void {
+    const items = kind === "compare" ? this.#compare : this.#libs;
+    if (items.length === 0) return;
+    if (kind === "compare") this.#compare = [];
+    else this.#libs = [];
+    const batch: JobBatch = { kind, claim: new Int32Array(new SharedArrayBuffer(4)), items };
+    this.#batches.push(batch);
+    for (const lane of this.#pool.lanes()) {
+      lane.send({ type: "batch", jail: this.#id, root: this.#root, batch });
     }
-    this.#sentCompare[slot].push(...this.#compareBatch);
-    this.#compareBatch = [];
   }
 
-  #flushLibs(): void {
-    if (this.#libsBatch.length === 0) return;
-    this.#pool.libsLane?.send({
-      type: "libs",
-      jail: this.#id,
-      root: this.#root,
-      paths: this.#libsBatch,
-    });
-    this.#libs.push(this.#libsBatch);
-    this.#libsBatch = [];
-  }
-
-  /** Waits for every job; work no worker did is done here. */
+  /**
+   * Does every batch no worker has taken yet (from the back), then collects
+   * the workers' results; batches of a failed worker are redone here.
+   */
   async results(): Promise<JailResults> {
-    this.#flushCompare();
-    this.#flushLibs();
-    const { compareLanes, libsLane } = this.#pool;
-    const libsAsked = libsLane?.finish(this.#id) ?? Promise.resolve(null);
-    const comparesAsked = compareLanes.map((l) => l.finish(this.#id));
+    this.#offer("compare");
+    this.#offer("libs");
+    const lanes = this.#pool.started();
+    let local: import("./check_worker.ts").JailWork | null = null;
+    const mine = async () => local ??= new (await import("./check_worker.ts")).JailWork();
+
+    for (let i = this.#batches.length - 1; i >= 0; i--) {
+      const batch = this.#batches[i];
+      if (claim(batch, MAIN_MARK)) (await mine()).run(this.#root, batch);
+    }
+    const replies = await Promise.all(lanes.map((l) => l.finish(this.#id)));
     const all: JailResults = { compared: [], unresolved: [], warnings: [] };
-
-    // Main-thread share, done while the workers finish theirs.
-    const local = new (await localWork()).JailWork();
-    local.compare(this.#sentCompare[0]);
-    if (!libsLane) for (const batch of this.#libs) local.libs(this.#root, batch);
-
-    const libs = await libsAsked;
-    if (libsLane && !libs) for (const batch of this.#libs) local.libs(this.#root, batch);
-    (await Promise.all(comparesAsked)).forEach((r, i) => {
-      if (r) all.compared.push(...r.compared);
-      else local.compare(this.#sentCompare[i + 1]);
-    });
-    const mine = local.results();
-    all.compared.push(...mine.compared);
-    all.unresolved = libs ? libs.unresolved : mine.unresolved;
-    all.warnings = libs ? libs.warnings : mine.warnings;
+    const unresolved = new Map<string, JailResults["unresolved"][number]>();
+    const warnings = new Set<string>();
+    const merge = (r: JailResults) => {
+      all.compared.push(...r.compared);
+      for (const u of r.unresolved) unresolved.set(`${u.name}\0${u.neededBy}`, u);
+      for (const w of r.warnings) warnings.add(w);
+    };
+    for (const [i, reply] of replies.entries()) {
+      if (reply) {
+        merge(reply);
+        continue;
+      }
+      for (const batch of this.#batches) {
+        if (Atomics.load(batch.claim, 0) === lanes[i].mark) (await mine()).run(this.#root, batch);
+      }
+    }
+    if (local) merge((local as import("./check_worker.ts").JailWork).results());
+    all.unresolved = [...unresolved.values()];
+    all.warnings = [...warnings];
     return all;
   }
 }
 
 /**
- * The worker threads of one jk_check run.
+ * The worker threads of one jk_check run, started on the first batch.
  *
  * @example
  * ```ts
- * const pool = new CheckJobs({ compareWorkers: 1, libsWorker: false });
+ * const pool = new CheckJobs();
  * try {
  *   const jobs = pool.jail("/srv/jail");
  *   jobs.compare("/srv/jail/usr/bin/ls", "/usr/bin/ls", 151344);
@@ -189,14 +199,23 @@ export class JailJobs {
  * ```
  */
 export class CheckJobs {
-  readonly compareLanes: Lane[];
-  readonly libsLane: Lane | null;
+  readonly #count: number;
+  #lanes: Lane[] | null = null;
   #next = 0;
 
-  /** @param layout how many workers do what */
-  constructor(layout: JobLayout) {
-    this.compareLanes = Array.from({ length: layout.compareWorkers }, () => new Lane());
-    this.libsLane = layout.libsWorker ? new Lane() : null;
+  /** @param workers worker threads besides the main thread; default one per further core, at most 3 */
+  constructor(workers = Math.min(3, Math.max(1, navigator.hardwareConcurrency - 1))) {
+    this.#count = workers;
+  }
+
+  /** The workers, started on first use. */
+  lanes(): Lane[] {
+    return this.#lanes ??= Array.from({ length: this.#count }, (_, i) => new Lane(MAIN_MARK + 1 + i));
+  }
+
+  /** The workers if any were started. */
+  started(): Lane[] {
+    return this.#lanes ?? [];
   }
 
   /** Starts the jobs of one jail (`root` is the jail directory). */
@@ -206,7 +225,6 @@ export class CheckJobs {
 
   /** Stops the workers. */
   close(): void {
-    this.libsLane?.close();
-    for (const l of this.compareLanes) l.close();
+    for (const l of this.#lanes ?? []) l.close();
   }
 }

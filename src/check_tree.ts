@@ -333,7 +333,7 @@ class Walker {
  *
  * @example
  * ```ts
- * const jobs = new CheckJobs({ compareWorkers: 1, libsWorker: false }).jail(rules.jail);
+ * const jobs = new CheckJobs().jail(rules.jail);
  * walkJail({
  *   rules,
  *   report: (code, path, msg) => console.log(code, msg),

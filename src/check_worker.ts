@@ -9,6 +9,7 @@
  */
 
 import { type CompareOutcome, FileComparer } from "./check_compare.ts";
+import { claim } from "./check_jobs.ts";
 import { DepResolver, type UnresolvedNeed } from "./deps.ts";
 
 /** A comparison that did not find the two files equal. */
@@ -28,10 +29,19 @@ export interface JailResults {
   warnings: string[];
 }
 
+/** A batch of jobs, claimed by whichever thread sets its flag first. */
+export interface JobBatch {
+  kind: "compare" | "libs";
+  /** 0 while unclaimed; then the claiming thread's mark. Shared between threads. */
+  claim: Int32Array;
+  /** `compare`: flat `jailPath, hostPath, size` triples; `libs`: in-jail paths. */
+  items: (string | number)[];
+}
+
 /** A message to a worker. */
 export type JobRequest =
-  | { type: "compare"; jail: number; jobs: (string | number)[] }
-  | { type: "libs"; jail: number; root: string; paths: string[] }
+  | { type: "hello"; mark: number }
+  | { type: "batch"; jail: number; root: string; batch: JobBatch }
   | { type: "finish"; jail: number };
 
 /** A worker's answer to "finish". */
@@ -79,6 +89,12 @@ export class JailWork {
     for (const w of closure.warnings) this.#warnings.add(w);
   }
 
+  /** Does one batch of either kind. */
+  run(root: string, batch: JobBatch): void {
+    if (batch.kind === "compare") this.compare(batch.items);
+    else this.libs(root, batch.items as string[]);
+  }
+
   /** Everything found so far. */
   results(): JailResults {
     return {
@@ -92,8 +108,9 @@ export class JailWork {
 /** The chunk buffers of this thread's comparisons (allocated on first use). */
 let sharedComparer: FileComparer | undefined;
 
-/** Serves job messages: one JailWork per jail number, answered and dropped on "finish". */
+/** Serves job messages: claims and runs batches, answers "finish" with the jail's results. */
 function serve(scope: { onmessage: unknown; postMessage(r: JobReply): void }): void {
+  let mark = 0;
   const jails = new Map<number, JailWork>();
   const work = (jail: number) => {
     let w = jails.get(jail);
@@ -102,9 +119,10 @@ function serve(scope: { onmessage: unknown; postMessage(r: JobReply): void }): v
   };
   scope.onmessage = (ev: MessageEvent<JobRequest>) => {
     const req = ev.data;
-    if (req.type === "compare") work(req.jail).compare(req.jobs);
-    else if (req.type === "libs") work(req.jail).libs(req.root, req.paths);
-    else {
+    if (req.type === "hello") mark = req.mark;
+    else if (req.type === "batch") {
+      if (mark !== 0 && claim(req.batch, mark)) work(req.jail).run(req.root, req.batch);
+    } else {
       scope.postMessage({ type: "done", jail: req.jail, results: work(req.jail).results() });
       jails.delete(req.jail);
     }

@@ -15,16 +15,16 @@
  * `DT_NEEDED` names is capped. Anything wrong throws an {@link ElfError}
  * naming the file and the problem; nothing else is thrown.
  *
- * Files are read by {@link readElfFileSync} a page at a time, on demand
- * (`pread` through `node:fs`): a 100 MB binary costs a handful of 16 KiB
- * reads, never a whole-file read. The file is opened with `O_NOFOLLOW` and
- * `O_NONBLOCK` and must be a regular file, so a symlink or FIFO swapped in
- * after the caller checked the path can neither redirect nor block the read.
+ * Files are read by {@link readElfFileSync} a page at a time, on demand: a
+ * 100 MB binary costs a handful of 16 KiB reads, never a whole-file read. The
+ * path must `lstat` as a regular file (so a symlink or FIFO is never opened),
+ * and the opened file must be that same inode, so a symlink or FIFO swapped in
+ * between can neither redirect nor block the read. (Deno's own file API, not
+ * `node:fs`: loading the Node compatibility layer costs a login ~25 ms.)
  *
  * @module
  */
 
-import * as fs from "node:fs";
 import { errorText, JkError } from "./cli.ts";
 
 /** A malformed, truncated or hostile ELF file (or one that cannot be read). */
@@ -185,7 +185,7 @@ const MAX_PAGES = 256;
 class FileSource implements ByteSource {
   readonly #pages = new Map<number, Uint8Array>();
   constructor(
-    private readonly fd: number,
+    private readonly file: Deno.FsFile,
     readonly size: number,
     private readonly name: string,
   ) {}
@@ -217,8 +217,9 @@ class FileSource implements ByteSource {
     const want = Math.min(PAGE, this.size - start);
     const buf = new Uint8Array(want);
     let got = 0;
+    this.file.seekSync(start, Deno.SeekMode.Start);
     while (got < want) {
-      const n = fs.readSync(this.fd, buf, got, want - got, start + got);
+      const n = this.file.readSync(buf.subarray(got)) ?? 0;
       // The size came from fstat; a short read means the file shrank under us.
       if (n <= 0) throw new ElfError(this.name, "file changed size while being read");
       got += n;
@@ -602,46 +603,41 @@ export interface FileInspection {
   elfError: ElfError | null;
 }
 
-const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
-
-/**
- * Opens `path` safely (no symlink at the last component, no blocking on a
- * FIFO, regular files only), reads its first bytes and, if it is an ELF file,
- * parses it reading only the pages needed. A file that cannot be opened throws
- * {@link ElfError}; an ELF file that does not parse is reported in `elfError`.
- * Synchronous on purpose: the dependency resolver calls it hundreds of times
- * and each call is a few `pread`s.
- *
- * @example
- * ```ts
- * const r = inspectFileSync("/usr/bin/ls");
- * r.elf?.needed; // ["libselinux.so.1", "libc.so.6"]
- * ```
- */
 export function inspectFileSync(path: string): FileInspection {
-  let fd: number;
+  let file: Deno.FsFile;
+  let size: number;
   try {
-    fd = fs.openSync(path, O_READ);
+    // Judge the path without following it, then open it and make sure the
+    // opened file is the inode judged: a swap in between is caught, not read.
+    const before = Deno.lstatSync(path);
+    if (before.isSymlink) throw new ElfError(path, "is a symlink");
+    if (!before.isFile) throw new ElfError(path, "not a regular file");
+    file = Deno.openSync(path, { read: true });
+    const after = file.statSync();
+    if (after.dev !== before.dev || after.ino !== before.ino) {
+      file.close();
+      throw new ElfError(path, "file changed while being opened");
+    }
+    size = after.size;
   } catch (e) {
-    throw new ElfError(path, errorText(e).replace(/^E[A-Z]+: /, "").replace(/, open .*$/, ""));
+    if (e instanceof ElfError) throw e;
+    throw new ElfError(path, errorText(e));
   }
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new ElfError(path, "not a regular file");
-    const src = new FileSource(fd, st.size, path);
-    const head = src.read(0, Math.min(st.size, 256)).slice();
-    if (!isElf(head)) return { size: st.size, head, elf: null, elfError: null };
+    const src = new FileSource(file, size, path);
+    const head = src.read(0, Math.min(size, 256)).slice();
+    if (!isElf(head)) return { size, head, elf: null, elfError: null };
     try {
-      return { size: st.size, head, elf: parseSource(src, path), elfError: null };
+      return { size, head, elf: parseSource(src, path), elfError: null };
     } catch (e) {
-      if (e instanceof ElfError) return { size: st.size, head, elf: null, elfError: e };
+      if (e instanceof ElfError) return { size, head, elf: null, elfError: e };
       throw e;
     }
   } catch (e) {
     if (e instanceof ElfError) throw e;
     throw new ElfError(path, errorText(e));
   } finally {
-    fs.closeSync(fd);
+    file.close();
   }
 }
 

@@ -537,9 +537,12 @@ function realDir(path: string): string {
   }
 }
 
-/** Entry names of a host directory, sorted, read through libc (works for /dev too). */
-function listHostDir(path: string): string[] {
-  const fd = c.open(path, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+/**
+ * Entry names of a host directory, sorted, read through libc (works for /dev
+ * too). `follow`: the directory may be reached through a final symlink (globs).
+ */
+function listHostDir(path: string, follow = false): string[] {
+  const fd = c.open(path, c.O_RDONLY | c.O_DIRECTORY | (follow ? 0 : c.O_NOFOLLOW));
   try {
     return c.readDirFd(fd).map((e) => e.name).sort();
   } finally {
@@ -571,7 +574,7 @@ export function expandGlob(pattern: string): string[] {
       }
       let names: string[];
       try {
-        names = listHostDir(dir);
+        names = listHostDir(dir, true);
       } catch {
         continue; // not a directory, or unreadable: no matches there
       }
@@ -624,7 +627,7 @@ export function resolveProgram(name: string, path: string, cwd: string): string 
   for (const dir of path.split(":")) {
     if (!dir.startsWith("/")) continue;
     const candidate = posix.join(dir, name);
-    if (hostLstat(candidate)) return candidate;
+    if (hostStat(candidate)) return candidate;
   }
   return null;
 }

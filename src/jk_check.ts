@@ -45,7 +45,7 @@ import {
 import { checkSysctls, reportCapabilitiesUnchecked } from "./check_host.ts";
 import { reportUnresolved } from "./check_libs.ts";
 import { reportComparison, walkJail } from "./check_tree.ts";
-import { CheckJobs, type JobLayout } from "./check_jobs.ts";
+import { CheckJobs } from "./check_jobs.ts";
 import { checkHostUsers, checkJailUsers } from "./check_users.ts";
 import type { IniFile } from "./ini.ts";
 import { checkJail } from "./jailsafety.ts";
@@ -127,19 +127,14 @@ function chooseJails(
   return [...chosen];
 }
 
-/** Threads for the jobs; JK_CHECK_LAYOUT=compareWorkers,libsWorker(0|1) overrides (for benchmarks). */
-function jobLayout(): JobLayout {
-  const spec = (() => {
-    try {
-      return Deno.env.get("JK_CHECK_LAYOUT");
-    } catch {
-      return undefined;
-    }
-  })();
-  if (spec && /^\d,[01]$/.test(spec)) {
-    return { compareWorkers: Number(spec[0]), libsWorker: spec[2] === "1" };
+/** Worker threads; JK_CHECK_WORKERS overrides (benchmark experiments only). */
+function workerCount(): number | undefined {
+  try {
+    const n = Number(Deno.env.get("JK_CHECK_WORKERS"));
+    return Number.isInteger(n) && n >= 0 && n <= 8 ? n : undefined;
+  } catch {
+    return undefined;
   }
-  return { compareWorkers: 1, libsWorker: false };
 }
 
 /** What every jail shares. */
@@ -266,7 +261,7 @@ export async function runChecks(opts: CheckOptions): Promise<number> {
 
   const shared: RunShared = {
     hostByName: new Map(hostUsers.map((u) => [u.name, u])),
-    workers: new CheckJobs(jobLayout()),
+    workers: new CheckJobs(workerCount()),
     systemDevs: hostSystemDevs(),
   };
   try {

@@ -427,7 +427,7 @@ Deno.test("benign oddities: no DT_NULL, unknown 64-bit tags, no program headers,
   assert.deepEqual([stat.interpreter, stat.needed], [null, []]);
 });
 
-Deno.test("files: O_NOFOLLOW, FIFOs refused without blocking, a sparse 1 GiB file read in pages", async () => {
+Deno.test("files: symlinks and FIFOs refused without blocking, a sparse 1 GiB file read in pages", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jk-elf-" });
   try {
     const big = `${dir}/big`;
@@ -443,7 +443,7 @@ Deno.test("files: O_NOFOLLOW, FIFOs refused without blocking, a sparse 1 GiB fil
     assert.ok(ms < 200, `a 1 GiB file took ${ms} ms: it was read whole`);
 
     await Deno.symlink("/bin/ls", `${dir}/link`);
-    elfError(() => readElfFileSync(`${dir}/link`), /link: too many symbolic links/);
+    elfError(() => readElfFileSync(`${dir}/link`), /link: is a symlink/);
     await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output();
     elfError(() => readElfFileSync(`${dir}/fifo`), /fifo: not a regular file/);
     elfError(() => readElfFileSync(dir), /not a regular file/);
