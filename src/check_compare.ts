@@ -33,6 +33,35 @@ export type CompareOutcome =
   | { kind: "differs"; offset: number }
   | { kind: "unreadable"; path: string; reason: string };
 
+/** A comparison that did not find the two files equal. */
+export interface CompareResult {
+  jailPath: string;
+  hostPath: string;
+  outcome: Exclude<CompareOutcome, { kind: "same" }>;
+}
+
+/**
+ * Compares each `jailPath, hostPath, size` triple of a flat list and returns
+ * the pairs that are not equal.
+ *
+ * @example
+ * ```ts
+ * compareAll(new FileComparer(), ["/srv/jail/usr/bin/ls", "/usr/bin/ls", 151344]); // []
+ * ```
+ */
+export function compareAll(
+  comparer: FileComparer,
+  items: readonly (string | number)[],
+): CompareResult[] {
+  const out: CompareResult[] = [];
+  for (let i = 0; i + 2 < items.length; i += 3) {
+    const jailPath = items[i] as string, hostPath = items[i + 1] as string;
+    const outcome = comparer.compare(jailPath, hostPath, items[i + 2] as number);
+    if (outcome.kind !== "same") out.push({ jailPath, hostPath, outcome });
+  }
+  return out;
+}
+
 /** A failure to open or read one of the two files. */
 class ReadFailure {
   constructor(readonly path: string, readonly reason: string) {}
@@ -86,8 +115,16 @@ export class FileComparer {
         const want = Math.min(CHUNK, size - offset);
         const na = this.#read(fa, this.#a.subarray(0, want), jailPath);
         const nb = this.#read(fb, this.#b.subarray(0, want), hostPath);
-        if (Buffer.compare(this.#a.subarray(0, Math.min(na, nb)), this.#b.subarray(0, Math.min(na, nb))) !== 0) {
-          return { kind: "differs", offset: offset + firstDifference(this.#a, this.#b, Math.min(na, nb)) };
+        if (
+          Buffer.compare(
+            this.#a.subarray(0, Math.min(na, nb)),
+            this.#b.subarray(0, Math.min(na, nb)),
+          ) !== 0
+        ) {
+          return {
+            kind: "differs",
+            offset: offset + firstDifference(this.#a, this.#b, Math.min(na, nb)),
+          };
         }
         if (na !== nb || na < want) return { kind: "differs", offset: offset + Math.min(na, nb) };
         offset += na;

@@ -20,7 +20,7 @@
 
 import { normalize } from "node:path";
 import { errorText } from "./cli.ts";
-import { finding, FINDING_CODES, type Finding, type FindingCode } from "./check_findings.ts";
+import { type Finding, finding, FINDING_CODES, type FindingCode } from "./check_findings.ts";
 import { IniError, type IniFile, type IniSection, readIniFile, unknownKeys } from "./ini.ts";
 import type { PasswdEntry } from "./passwd.ts";
 
@@ -267,7 +267,10 @@ export function jailRules(
       bad(where, `ignorefindings: "${item}" is not "CODE" or "CODE /path"; ignored`);
       continue;
     }
-    ignoreFindings.push({ code: code as FindingCode, under: path ? new PathPrefixes([path]) : null });
+    ignoreFindings.push({
+      code: code as FindingCode,
+      under: path ? new PathPrefixes([path]) : null,
+    });
   }
   return {
     jail,
@@ -292,5 +295,7 @@ export function jailRules(
  * ```
  */
 export function isIgnored(rules: JailRules, f: Finding): boolean {
-  return rules.ignoreFindings.some((i) => i.code === f.code && (!i.under || i.under.covers(f.path)));
+  return rules.ignoreFindings.some((i) =>
+    i.code === f.code && (!i.under || i.under.covers(f.path))
+  );
 }

@@ -61,7 +61,10 @@ export const FINDING_CODES = {
   },
   // The walk.
   "walk-error": { severity: "error", summary: "a directory or entry cannot be read (jailkit)" },
-  "dir-writable-others": { severity: "warning", summary: "directory writable for others (jailkit)" },
+  "dir-writable-others": {
+    severity: "warning",
+    summary: "directory writable for others (jailkit)",
+  },
   "dir-writable-group": { severity: "warning", summary: "directory writable for group (jailkit)" },
   "setuid-file": { severity: "warning", summary: "executable with the setuid bit (jailkit)" },
   "setgid-file": { severity: "warning", summary: "executable with the setgid bit (jailkit)" },
@@ -115,7 +118,10 @@ export const FINDING_CODES = {
     severity: "error",
     summary: "a DT_NEEDED library, loader or #! interpreter not resolvable inside the jail",
   },
-  "elf-invalid": { severity: "warning", summary: "an executable that is not a loadable ELF file" },
+  "elf-unusable": {
+    severity: "warning",
+    summary: "an executable or library that cannot be read, or is not a loadable ELF file",
+  },
   // Users.
   "user-changed": {
     severity: "error",
@@ -145,6 +151,11 @@ export const FINDING_CODES = {
   "sysctl-protected-symlinks": {
     severity: "error",
     summary: "fs.protected_symlinks is not 1",
+  },
+  "sysctl-ptrace-scope": {
+    severity: "warning",
+    summary: "kernel.yama.ptrace_scope is 0 or the kernel has no Yama: a jailed process can " +
+      "ptrace processes of its own uid outside the jail",
   },
   "not-checked": {
     severity: "notice",
@@ -191,10 +202,13 @@ export function isProblem(f: Finding): boolean {
   return f.severity !== "notice";
 }
 
-/** Control characters would let a file name forge output lines; show them escaped. */
+/** C0, DEL and C1 controls: a file name holding them could forge or hide output lines. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
+
+/** The text with control characters shown as `\xNN`. */
 function printable(text: string): string {
-  // deno-lint-ignore no-control-regex -- escaping control characters is the point
-  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 /**

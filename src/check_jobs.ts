@@ -13,19 +13,22 @@
  * Balancing: the walk cuts the jobs into batches and offers every batch to
  * every worker; each batch carries a shared flag, and the first thread to set
  * it (compare-and-swap) does the batch. Workers take batches from the front as
- * they arrive; the main thread, once its walk is done, takes them from the
- * back. So no thread idles while another has a queue, whatever the load.
+ * they arrive; the main thread, once its walk is done, takes comparisons from
+ * the back. So no thread idles while another has a queue, whatever the load.
+ * Closure batches stay with the workers, so the ELF resolver is loaded, and
+ * its caches filled, in as few threads as possible.
  *
- * Workers start on the first batch (a small jail never pays for one). A worker
- * that cannot start or dies has its batches redone on the main thread, so the
- * results never depend on workers. The main thread loads the worker module
- * (node:fs, the ELF resolver) only when it has batches to do itself; that
- * dynamic import is also what makes `deno compile` embed the module.
+ * Workers start when the walk fills its first batch, so a small jail never
+ * pays for one. A worker that cannot start or dies has its batches redone on
+ * the main thread, so the results never depend on workers. The main thread
+ * loads the comparison and resolver modules only for batches it does itself;
+ * those dynamic imports are also what make `deno compile` embed them.
  *
  * @module
  */
 
-import type { JailResults, JobBatch, JobReply, JobRequest } from "./check_worker.ts";
+import type { FileComparer } from "./check_compare.ts";
+import type { JailResults, JailWork, JobBatch, JobReply, JobRequest } from "./check_worker.ts";
 
 /** Comparisons (or closure paths) per batch: small enough to balance, large enough to be cheap. */
 const COMPARE_BATCH = 48;
@@ -130,56 +133,84 @@ export class JailJobs {
     if (this.#libs.length >= LIBS_BATCH) this.#offer("libs");
   }
 
-  #offer(kind: JobBatch["kind"]): void {
+  #offer(kind: JobBatch["kind"], startWorkers = true): void {
     const items = kind === "compare" ? this.#compare : this.#libs;
     if (items.length === 0) return;
     if (kind === "compare") this.#compare = [];
     else this.#libs = [];
     const batch: JobBatch = { kind, claim: new Int32Array(new SharedArrayBuffer(4)), items };
     this.#batches.push(batch);
-    for (const lane of this.#pool.lanes()) {
+    // The last, partial batches alone do not start workers.
+    const lanes = startWorkers ? this.#pool.lanes() : this.#pool.started();
+    for (const lane of lanes) {
       lane.send({ type: "batch", jail: this.#id, root: this.#root, batch });
     }
   }
 
   /**
-   * Does every batch no worker has taken yet (from the back), then collects
-   * the workers' results; batches of a failed worker are redone here.
+   * Does the comparisons no worker has taken yet (from the back), then
+   * collects the workers' results. Closure batches stay with the workers, so
+   * only one thread loads the ELF resolver and fills its caches; with no
+   * worker, or for the batches of a failed one, the main thread does them.
    */
   async results(): Promise<JailResults> {
-    this.#offer("compare");
-    this.#offer("libs");
+    this.#offer("compare", false);
+    this.#offer("libs", false);
     const lanes = this.#pool.started();
-    let local: import("./check_worker.ts").JailWork | null = null;
-    const mine = async () => local ??= new (await import("./check_worker.ts")).JailWork();
+    const local = new LocalWork(this.#root);
 
     for (let i = this.#batches.length - 1; i >= 0; i--) {
       const batch = this.#batches[i];
-      if (claim(batch, MAIN_MARK)) (await mine()).run(this.#root, batch);
+      if ((batch.kind === "compare" || lanes.length === 0) && claim(batch, MAIN_MARK)) {
+        await local.run(batch);
+      }
     }
     const replies = await Promise.all(lanes.map((l) => l.finish(this.#id)));
-    const all: JailResults = { compared: [], unresolved: [], warnings: [] };
-    const unresolved = new Map<string, JailResults["unresolved"][number]>();
-    const warnings = new Set<string>();
-    const merge = (r: JailResults) => {
-      all.compared.push(...r.compared);
-      for (const u of r.unresolved) unresolved.set(`${u.name}\0${u.neededBy}`, u);
-      for (const w of r.warnings) warnings.add(w);
-    };
-    for (const [i, reply] of replies.entries()) {
-      if (reply) {
-        merge(reply);
-        continue;
-      }
-      for (const batch of this.#batches) {
-        if (Atomics.load(batch.claim, 0) === lanes[i].mark) (await mine()).run(this.#root, batch);
-      }
+    const failed = new Set(lanes.filter((_, i) => replies[i] === null).map((l) => l.mark));
+    for (const batch of this.#batches) {
+      const owner = Atomics.load(batch.claim, 0);
+      // Unclaimed: every worker failed before reaching it.
+      if (failed.has(owner) || (owner === 0 && claim(batch, MAIN_MARK))) await local.run(batch);
     }
-    if (local) merge((local as import("./check_worker.ts").JailWork).results());
-    all.unresolved = [...unresolved.values()];
-    all.warnings = [...warnings];
-    return all;
+    return merge([...replies.filter((r) => r !== null), ...local.results()]);
   }
+}
+
+/** The main thread's share, loading only the modules its batches need. */
+class LocalWork {
+  #comparer: FileComparer | null = null;
+  #work: JailWork | null = null;
+  readonly #compared: JailResults["compared"] = [];
+
+  constructor(readonly root: string) {}
+
+  async run(batch: JobBatch): Promise<void> {
+    if (batch.kind === "compare") {
+      const { compareAll, FileComparer } = await import("./check_compare.ts");
+      this.#compared.push(...compareAll(this.#comparer ??= new FileComparer(), batch.items));
+    } else {
+      this.#work ??= new (await import("./check_worker.ts")).JailWork();
+      this.#work.run(this.root, batch);
+    }
+  }
+
+  results(): JailResults[] {
+    const mine: JailResults = { compared: this.#compared, unresolved: [], warnings: [] };
+    return this.#work ? [mine, this.#work.results()] : [mine];
+  }
+}
+
+/** Joins the results of several threads; closure needs found twice are kept once. */
+function merge(parts: JailResults[]): JailResults {
+  const unresolved = new Map<string, JailResults["unresolved"][number]>();
+  const warnings = new Set<string>();
+  const compared: JailResults["compared"] = [];
+  for (const r of parts) {
+    compared.push(...r.compared);
+    for (const u of r.unresolved) unresolved.set(`${u.name}\0${u.neededBy}`, u);
+    for (const w of r.warnings) warnings.add(w);
+  }
+  return { compared, unresolved: [...unresolved.values()], warnings: [...warnings] };
 }
 
 /**
@@ -210,7 +241,10 @@ export class CheckJobs {
 
   /** The workers, started on first use. */
   lanes(): Lane[] {
-    return this.#lanes ??= Array.from({ length: this.#count }, (_, i) => new Lane(MAIN_MARK + 1 + i));
+    return this.#lanes ??= Array.from(
+      { length: this.#count },
+      (_, i) => new Lane(MAIN_MARK + 1 + i),
+    );
   }
 
   /** The workers if any were started. */

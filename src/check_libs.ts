@@ -36,7 +36,7 @@ export function reportUnresolved(
   const prefix = jail === "/" ? "" : jail;
   for (const u of unresolved) {
     if (u.neededBy === null) {
-      report("elf-invalid", prefix + u.name, `${prefix}${u.name}: ${u.reason}`);
+      report("elf-unusable", prefix + u.name, `${prefix}${u.name}: ${u.reason}`);
     } else {
       const by = prefix + u.neededBy;
       report(

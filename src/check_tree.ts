@@ -10,10 +10,10 @@
  * allowlist; sockets and FIFOs; files with hard links outside the jail; procfs
  * and sysfs mounted inside the jail (reported, not descended).
  *
- * Synchronous on purpose: with the narrow `--allow-read` permission each
- * `open` costs Deno a path canonicalisation, and measured on a 6,800-entry
- * jail the sync calls beat async ones by about two to one (async `lstat` of
- * every entry alone took longer than the whole sync walk).
+ * Synchronous on purpose: measured on a 6,800-entry jail, async `lstat` of
+ * every entry alone took longer than this whole sync walk. Cheap tests first:
+ * sizes come from the `lstat`s, and only same-size regular files are queued
+ * for the byte comparison, which runs on other threads (src/check_jobs.ts).
  *
  * Nothing is followed: symlinks are compared as links, directories are
  * entered only when `lstat` says they are real directories.
@@ -22,12 +22,21 @@
  */
 
 import type { FindingCode } from "./check_findings.ts";
-import type { CompareResult } from "./check_worker.ts";
+import type { CompareResult } from "./check_compare.ts";
 import type { JailRules } from "./check_config.ts";
 import { errorText } from "./cli.ts";
 
 /** Top-level jail directories whose contents no user may own or write. */
-export const SYSTEM_TREES = new Set(["bin", "etc", "lib", "lib32", "lib64", "libx32", "sbin", "usr"]);
+export const SYSTEM_TREES = new Set([
+  "bin",
+  "etc",
+  "lib",
+  "lib32",
+  "lib64",
+  "libx32",
+  "sbin",
+  "usr",
+]);
 
 /** Character devices a jail may hold, by `major:minor` (Linux's fixed numbers). */
 export const ALLOWED_CHAR_DEVICES = new Map([
@@ -47,8 +56,16 @@ export interface WalkContext {
   report(code: FindingCode, path: string, message: string): void;
   /** Queues the byte comparison of a jail file with the host file of the same size. */
   compareContents(path: string, hostPath: string, size: number): void;
-  /** Receives the in-jail path of each executable or shared library, for the closure test. */
+  /**
+   * Receives the in-jail path of each executable or shared library in a
+   * directory only root can change, for the closure test.
+   */
   executable(rel: string): void;
+  /**
+   * Whether the directories above the jail are safe (root-owned, writable by
+   * nobody else); if not, nothing in the jail counts as root-only.
+   */
+  ancestorsSafe: boolean;
   /** Device numbers of the host's system binaries (for the hard-link message). */
   hostSystemDevs: ReadonlySet<number>;
 }
@@ -61,6 +78,24 @@ export interface WalkResult {
   compared: number;
   /** Executables and shared libraries passed on for the closure test. */
   executables: number;
+  /** Executables left out of it because a non-root user can change their directory. */
+  untrustedExecutables: number;
+}
+
+/** Where a directory is: in a system tree, and changeable by root only. */
+interface Place {
+  /** Under bin, etc, lib*, sbin or usr of the jail. */
+  system: boolean;
+  /**
+   * Only root can add, remove or swap entries here: this directory and every
+   * one above it, up to `/`, is root-owned and not group/world-writable.
+   */
+  rootOnly: boolean;
+}
+
+/** Whether a directory keeps its parent's root-only status. */
+function rootOnly(parent: boolean, info: Deno.FileInfo): boolean {
+  return parent && info.uid === 0 && ((info.mode ?? 0) & 0o022) === 0;
 }
 
 /** Linux `dev_t` → `major:minor` (glibc's gnu_dev_major/minor). */
@@ -84,7 +119,12 @@ class Walker {
   readonly #ctx: WalkContext;
   readonly #jail: string;
   readonly #links = new Map<string, LinkCount>();
-  readonly result: WalkResult = { entries: 0, compared: 0, executables: 0 };
+  readonly result: WalkResult = {
+    entries: 0,
+    compared: 0,
+    executables: 0,
+    untrustedExecutables: 0,
+  };
 
   constructor(ctx: WalkContext) {
     this.#ctx = ctx;
@@ -93,12 +133,13 @@ class Walker {
 
   /** Walks the jail, whose `lstat` the caller already has. */
   run(root: Deno.FileInfo): WalkResult {
-    this.#directory(this.#jail || "/", "", root, root.dev, false);
+    const place = { system: false, rootOnly: rootOnly(this.#ctx.ancestorsSafe, root) };
+    this.#directory(this.#jail || "/", "", root, root.dev, place);
     this.#reportLinks();
     return this.result;
   }
 
-  #directory(path: string, rel: string, info: Deno.FileInfo, parentDev: number, system: boolean) {
+  #directory(path: string, rel: string, info: Deno.FileInfo, parentDev: number, place: Place) {
     const { rules, report } = this.#ctx;
     const mode = info.mode ?? 0;
     if (mode & 0o002 && !rules.ignoreWritableForOthers.covers(path)) {
@@ -107,7 +148,7 @@ class Walker {
     if (mode & 0o020 && !rules.ignoreWritableForGroup.covers(path)) {
       report("dir-writable-group", path, `${path} is writable for group!`);
     }
-    if (system) this.#owner(path, rel, info);
+    if (place.system) this.#owner(path, rel, info);
     if (info.dev !== parentDev && this.#pseudoFilesystem(path, info)) return;
 
     let names: string[];
@@ -136,9 +177,12 @@ class Walker {
         continue;
       }
       const childRel = `${rel}/${name}`;
-      const childSystem = system || (rel === "" && SYSTEM_TREES.has(name));
-      if (st.isDirectory) this.#directory(child, childRel, st, info.dev, childSystem);
-      else if (st.isFile) this.#file(child, childRel, name, st, childSystem);
+      if (st.isDirectory) {
+        this.#directory(child, childRel, st, info.dev, {
+          system: place.system || (rel === "" && SYSTEM_TREES.has(name)),
+          rootOnly: rootOnly(place.rootOnly, st),
+        });
+      } else if (st.isFile) this.#file(child, childRel, name, st, place);
       else if (st.isSymlink) this.#symlink(child, childRel);
       else this.#special(child, childRel, st);
     }
@@ -154,7 +198,11 @@ class Walker {
         `${path} is owned by uid ${info.uid}, not root: a jailed jk_lsh reads its config here`,
       );
     } else {
-      this.#ctx.report("system-path-not-root", path, `${path} is owned by uid ${info.uid}, not root`);
+      this.#ctx.report(
+        "system-path-not-root",
+        path,
+        `${path} is owned by uid ${info.uid}, not root`,
+      );
     }
   }
 
@@ -184,11 +232,11 @@ class Walker {
     return false;
   }
 
-  #file(path: string, rel: string, name: string, st: Deno.FileInfo, system: boolean): void {
+  #file(path: string, rel: string, name: string, st: Deno.FileInfo, place: Place): void {
     const { rules, report } = this.#ctx;
     const mode = st.mode ?? 0;
     if (mode & 0o6000) this.#setid(path, st, mode);
-    if (system) {
+    if (place.system) {
       if (mode & 0o022) {
         const who = mode & 0o002 ? "others" : "group";
         report("system-file-writable", path, `${path} is writable for ${who}!`);
@@ -197,8 +245,13 @@ class Walker {
     }
     if ((st.nlink ?? 1) > 1) this.#countLink(path, st);
     if (mode & 0o111 || /\.so(\.|$)/.test(name)) {
-      this.result.executables++;
-      this.#ctx.executable(rel);
+      // The resolver opens what it inspects; where a user can swap a file for
+      // a FIFO between its lstat and its open, that open would block forever.
+      // Programs there are the user's own, so they are left out.
+      if (place.rootOnly) {
+        this.result.executables++;
+        this.#ctx.executable(rel);
+      } else this.result.untrustedExecutables++;
     }
     if (!rules.ignoreOnCompare.covers(path)) this.#compareFile(path, rel, st);
   }
@@ -238,15 +291,17 @@ class Walker {
 
   /** Links of an inode the walk did not meet are outside the jail (or in ignored paths). */
   #reportLinks(): void {
+    const ignored = this.#ctx.rules.ignoreEverywhere.empty ? "" : " or under ignored paths";
     for (const l of this.#links.values()) {
       if (l.seen >= l.nlink) continue;
       const where = this.#ctx.hostSystemDevs.has(l.dev)
-        ? ", on the same filesystem as the host's system binaries"
+        ? ", on the filesystem of the host's system binaries"
         : "";
       this.#ctx.report(
         "hardlink-outside",
         l.path,
-        `${l.path} has ${l.nlink} hard links, ${l.nlink - l.seen} of them outside the jail${where}`,
+        `${l.path} has ${l.nlink} hard links, ${l.nlink - l.seen} of them outside the jail` +
+          `${ignored}${where}`,
       );
     }
   }
@@ -339,6 +394,7 @@ class Walker {
  *   report: (code, path, msg) => console.log(code, msg),
  *   compareContents: (path, host, size) => jobs.compare(path, host, size),
  *   executable: (rel) => jobs.executable(rel),
+ *   ancestorsSafe: true,
  *   hostSystemDevs: new Set(),
  * }, Deno.lstatSync(rules.jail));
  * ```

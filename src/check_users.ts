@@ -147,7 +147,7 @@ export function checkJailUsers(
 /** A home compared after `/./` is split off: `/j/./home/u/` and `/j/./home/u` are equal. */
 function cleanHome(home: string): string {
   const at = home.indexOf("/./");
-  return at < 0 ? cleanPath(home) : `${cleanPath(home.slice(0, at) || "/")}/./${
-    cleanPath(home.slice(at + 3) || ".")
-  }`;
+  return at < 0
+    ? cleanPath(home)
+    : `${cleanPath(home.slice(0, at) || "/")}/./${cleanPath(home.slice(at + 3) || ".")}`;
 }

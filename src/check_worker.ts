@@ -8,16 +8,9 @@
  * @module
  */
 
-import { type CompareOutcome, FileComparer } from "./check_compare.ts";
+import { compareAll, type CompareResult, FileComparer } from "./check_compare.ts";
 import { claim } from "./check_jobs.ts";
 import { DepResolver, type UnresolvedNeed } from "./deps.ts";
-
-/** A comparison that did not find the two files equal. */
-export interface CompareResult {
-  jailPath: string;
-  hostPath: string;
-  outcome: Exclude<CompareOutcome, { kind: "same" }>;
-}
 
 /** What a jail's jobs produced. */
 export interface JailResults {
@@ -70,12 +63,7 @@ export class JailWork {
 
   /** `jobs` is a flat list of `jailPath, hostPath, size` triples. */
   compare(jobs: readonly (string | number)[]): void {
-    const comparer = sharedComparer ??= new FileComparer();
-    for (let i = 0; i + 2 < jobs.length; i += 3) {
-      const jailPath = jobs[i] as string, hostPath = jobs[i + 1] as string;
-      const outcome = comparer.compare(jailPath, hostPath, jobs[i + 2] as number);
-      if (outcome.kind !== "same") this.#compared.push({ jailPath, hostPath, outcome });
-    }
+    this.#compared.push(...compareAll(sharedComparer ??= new FileComparer(), jobs));
   }
 
   /** Adds programs to the closure; one resolver per jail keeps its caches across batches. */

@@ -129,6 +129,15 @@ export class CopyEngine {
   readonly #reporter: Reporter;
   readonly #verbose: boolean;
   #resolver: DepResolver | undefined;
+  /**
+   * Open host directories whose entries are being copied, by path. Each entry
+   * is looked up, read and opened relative to its directory's descriptor, not
+   * by its path: where a user can write the host tree, they could otherwise
+   * swap a directory on the way for a symlink between the listing and the
+   * copy, and have root copy in a file only root can reach (a 0644 file in a
+   * 0700 directory), under a name every jailed user can read.
+   */
+  readonly #listing = new Map<string, number>();
 
   /**
    * @param jail the open jail to copy into (its `dryRun` decides whether anything changes)
@@ -231,6 +240,12 @@ export class CopyEngine {
     this.#reporter.error(line);
   }
 
+  /** The host entry `path` as (directory fd, name) while its directory is listed, else (AT_FDCWD, path). */
+  #hostEntry(path: string): [number, string] {
+    const fd = this.#listing.get(dirname(path));
+    return fd === undefined ? [c.AT_FDCWD, path] : [fd, posix.basename(path)];
+  }
+
   #show(dir: Dir, name: string): string {
     return this.jail.show(dir.path === "/" ? `/${name}` : `${dir.path}/${name}`);
   }
@@ -244,7 +259,8 @@ export class CopyEngine {
     if (this.handled.has(path)) return;
     let st: NodeStat | null;
     try {
-      st = hostLstat(path);
+      const [at, entry] = this.#hostEntry(path);
+      st = hostLstat(entry, at);
     } catch (e) {
       this.#fail(`failed to investigate source file ${path}: ${reasonOf(e)}`);
       return;
@@ -316,13 +332,14 @@ export class CopyEngine {
   }
 
   #copySymlink(path: string, options: CopyOptions): void {
-    const target = hostReadlink(path);
+    const [at, entry] = this.#hostEntry(path);
+    const target = hostReadlink(entry, at);
     if (target === null) throw new JkError("it is no longer a symlink");
     const dir = this.#ensureDir(dirname(path), mirrorOf(options));
     const name = posix.basename(path);
     const shown = this.#show(dir, name);
     const dest = this.jail.stat(dir, name);
-    const owner = options.keepOwner ? ownerOf(hostLstat(path)) : ROOT_OWNED;
+    const owner = options.keepOwner ? ownerOf(hostLstat(entry, at)) : ROOT_OWNED;
     if (!dest) {
       this.#say(`Creating symlink ${shown} to ${target}`);
       this.jail.symlink(dir, name, target, owner);
@@ -348,13 +365,22 @@ export class CopyEngine {
     const dest = path === "/" ? null : this.jail.stat(parent, name);
     if (dest?.type === "dir") this.#detail(`Destination dir ${this.#show(parent, name)} exists`);
     else if (path !== "/") this.#ensureDir(path, mirrorOf(options));
-    for (const entry of listHostDir(path)) {
-      this.#copyOne(path === "/" ? `/${entry}` : `${path}/${entry}`, { ...options, glob: false });
+    const [at, entry] = this.#hostEntry(path);
+    const fd = c.openat(at, entry, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+    this.#listing.set(path, fd);
+    try {
+      for (const child of c.readDirFd(fd).map((e) => e.name).sort()) {
+        this.#copyOne(path === "/" ? `/${child}` : `${path}/${child}`, { ...options, glob: false });
+      }
+    } finally {
+      this.#listing.delete(path);
+      c.close(fd);
     }
   }
 
   #copyFile(path: string, options: CopyOptions): void {
-    const source = c.open(path, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
+    const [at, entry] = this.#hostEntry(path);
+    const source = c.openat(at, entry, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
     try {
       const st = fullStat(source);
       if (st.type !== "file") throw new JkError("it is no longer a regular file");

@@ -26,6 +26,7 @@
  *   to an unnamed `O_TMPFILE` inode (or, where the file system lacks it, an
  *   `O_EXCL` temporary name) and linked or renamed into place complete, so no
  *   half-written file ever has its final name, not even after `kill -9`.
+ *   Directories likewise get their mode under a temporary name first.
  *   Without `replace`, creating an existing name fails (O_EXCL semantics).
  * - Replacing a name never writes through it: a jail file that is a hard
  *   link to a host file is replaced as a directory entry, the shared inode is
@@ -162,15 +163,16 @@ function nodeStat(st: c.FullStat, virtual = false): NodeStat {
 
 /**
  * `lstat` of a host path through libc (works for /dev, which Deno's own API
- * refuses short of --allow-all); null when it does not exist.
+ * refuses short of --allow-all); null when it does not exist. With `dirFd`,
+ * `path` is taken relative to that open directory.
  *
  * @example
  * ```ts
  * hostLstat("/dev/null")?.type; // "char"
  * ```
  */
-export function hostLstat(path: string): NodeStat | null {
-  const st = c.statAt(c.AT_FDCWD, path, c.AT_SYMLINK_NOFOLLOW);
+export function hostLstat(path: string, dirFd: number = c.AT_FDCWD): NodeStat | null {
+  const st = c.statAt(dirFd, path, c.AT_SYMLINK_NOFOLLOW);
   return st && nodeStat(st);
 }
 
@@ -188,16 +190,17 @@ export function hostStat(path: string): NodeStat | null {
 }
 
 /**
- * Target of a host symlink, or null when `path` is not a symlink.
+ * Target of a host symlink, or null when `path` is not a symlink. With
+ * `dirFd`, `path` is taken relative to that open directory.
  *
  * @example
  * ```ts
  * hostReadlink("/lib"); // "usr/lib" on merged-/usr systems
  * ```
  */
-export function hostReadlink(path: string): string | null {
+export function hostReadlink(path: string, dirFd: number = c.AT_FDCWD): string | null {
   try {
-    return c.readlinkat(c.AT_FDCWD, path);
+    return c.readlinkat(dirFd, path);
   } catch (e) {
     if (e instanceof c.LibcError) return null;
     throw e;
@@ -627,18 +630,33 @@ export class Jail {
   mkdir(dir: Dir, name: string, meta: NodeMeta): void {
     const fd = this.#use(dir);
     if (this.dryRun) return this.#record(dir, name, "dir", meta);
-    c.mkdirat(fd, name, 0o700);
-    const made = c.openat(fd, name, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+    // Made under a temporary name and renamed into place once it has its
+    // mode: a kill -9 between mkdir and chmod would otherwise leave a 0700
+    // directory at the final name, which a rerun keeps (it never re-applies
+    // metadata to an existing directory), and jailed users could not enter it.
+    const temporary = temporaryName();
+    c.mkdirat(fd, temporary, 0o700);
     try {
-      // Someone who can write `dir` could have swapped in a directory of theirs.
-      if (c.fstat(made).uid !== 0) {
-        throw new JailEscapeError(
-          `${this.show(childOf(dir.path, name))} was replaced while created`,
-        );
+      const made = c.openat(fd, temporary, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+      try {
+        // Someone who can write `dir` could have swapped in a directory of theirs.
+        if (c.fstat(made).uid !== 0) {
+          throw new JailEscapeError(
+            `${this.show(childOf(dir.path, name))} was replaced while created`,
+          );
+        }
+        applyMeta(made, meta);
+      } finally {
+        c.close(made);
       }
-      applyMeta(made, meta);
-    } finally {
-      c.close(made);
+      c.renameat2(fd, temporary, fd, name, c.RENAME_NOREPLACE);
+    } catch (e) {
+      try {
+        c.unlinkat(fd, temporary, c.AT_REMOVEDIR);
+      } catch {
+        // Best effort: an empty hidden directory is harmless.
+      }
+      throw e;
     }
   }
 

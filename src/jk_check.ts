@@ -9,8 +9,10 @@
  * system subdirectories and every directory above it up to `/`), the walk of
  * every entry with the comparison of every file with the host's (whole files,
  * not jailkit's one random kilobyte), `etc/ld.so.preload`, the library
- * closure of every executable, and the user tests. See src/check_findings.ts
- * for every finding code.
+ * closure of every executable, and the user tests. Host-wide: the
+ * protected_hardlinks/symlinks and Yama ptrace sysctls. See
+ * src/check_findings.ts for every finding code. The byte comparisons and the
+ * library closures run on worker threads beside the walk (src/check_jobs.ts).
  *
  * Read only: it opens files for reading and nothing else; it never writes,
  * runs a program or loads a library. Checks that its permissions keep out of
@@ -23,13 +25,13 @@
  * @module
  */
 
-import { JkError, parseCommandLine, runMain } from "./cli.ts";
+import { errorText, JkError, parseCommandLine, runMain } from "./cli.ts";
 import {
   cleanPath,
   configJails,
   isIgnored,
-  jailRules,
   type JailRules,
+  jailRules,
   loadCheckConfig,
   passwdJails,
   reportUnknownKeys,
@@ -37,12 +39,13 @@ import {
 import {
   type Finding,
   finding,
+  FINDING_CODES,
   type FindingCode,
   formatJson,
   formatText,
   isProblem,
 } from "./check_findings.ts";
-import { checkSysctls, reportCapabilitiesUnchecked } from "./check_host.ts";
+import { checkPtraceScope, checkSysctls, reportCapabilitiesUnchecked } from "./check_host.ts";
 import { reportUnresolved } from "./check_libs.ts";
 import { reportComparison, walkJail } from "./check_tree.ts";
 import { CheckJobs } from "./check_jobs.ts";
@@ -50,7 +53,7 @@ import { checkHostUsers, checkJailUsers } from "./check_users.ts";
 import type { IniFile } from "./ini.ts";
 import { checkJail } from "./jailsafety.ts";
 import { parsePasswd, type PasswdEntry } from "./passwd.ts";
-import { INSTALLED, iniPath, toolPath } from "./site.ts";
+import { iniPath, INSTALLED, toolPath } from "./site.ts";
 
 const USAGE = `jk_check, checks jails for security problems
 Usage: jk_check [OPTIONS] [JAIL...]
@@ -58,6 +61,7 @@ Usage: jk_check [OPTIONS] [JAIL...]
   -v, --verbose          show what is being tested
       --json             one JSON object per finding: code, severity, path, message, jail
       --exit-zero        exit 0 even when problems are found (jailkit's behaviour)
+      --codes            list every finding code with its severity, and exit
   -h, --help             print this message
 Without JAIL: every jail of the config file and of a /./ home in /etc/passwd.
 Exit: 0 no problem found, 1 problems found, 2 usage error.`;
@@ -98,8 +102,8 @@ function readHostUsers(opts: CheckOptions): PasswdEntry[] {
   try {
     return parsePasswd(Deno.readTextFileSync(opts.passwdFile)).entries;
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
-    opts.emit(finding("passwd-unreadable", opts.passwdFile, `cannot read ${opts.passwdFile}: ${why}`, null));
+    const file = opts.passwdFile;
+    opts.emit(finding("passwd-unreadable", file, `cannot read ${file}: ${errorText(e)}`, null));
     return [];
   }
 }
@@ -125,16 +129,6 @@ function chooseJails(
     for (const j of passwdJails(hostUsers)) if (!chosen.has(j)) chosen.set(j, "passwd");
   }
   return [...chosen];
-}
-
-/** Worker threads; JK_CHECK_WORKERS overrides (benchmark experiments only). */
-function workerCount(): number | undefined {
-  try {
-    const n = Number(Deno.env.get("JK_CHECK_WORKERS"));
-    return Number.isInteger(n) && n >= 0 && n <= 8 ? n : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** What every jail shares. */
@@ -173,16 +167,19 @@ async function testJail(opts: CheckOptions, rules: JailRules, shared: RunShared,
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
       report("jail-missing", jail, `cannot check files in ${jail}, it does not exist`);
     } else {
-      report("walk-error", jail, `cannot check files in ${jail}: ${e instanceof Error ? e.message : e}`);
+      report("walk-error", jail, `cannot check files in ${jail}: ${errorText(e)}`);
     }
     return;
   }
 
   opts.verbose(`testing basedir ${jail}`);
+  let ancestorsSafe = true;
   for (const f of checkJail(jail)) {
-    if (!inJail(f.path)) report("ancestor-unsafe", f.path, `${f.message} (above jail ${jail})`);
-    // The walk reports writable directories in the jail, honouring the ignore keys.
-    else if (f.problem !== "group-writable" && f.problem !== "other-writable") {
+    if (!inJail(f.path)) {
+      ancestorsSafe = false;
+      report("ancestor-unsafe", f.path, `${f.message} (above jail ${jail})`);
+    } else if (f.problem !== "group-writable" && f.problem !== "other-writable") {
+      // (Writable directories in the jail are the walk's to report, with the ignore keys.)
       report("basedir-unsafe", f.path, f.message);
     }
   }
@@ -191,7 +188,11 @@ async function testJail(opts: CheckOptions, rules: JailRules, shared: RunShared,
   const preload = `${jail === "/" ? "" : jail}/etc/ld.so.preload`;
   try {
     Deno.lstatSync(preload);
-    report("ld-so-preload", preload, `${preload} exists: it is loaded into every program of the jail`);
+    report(
+      "ld-so-preload",
+      preload,
+      `${preload} exists: it is loaded into every program of the jail`,
+    );
   } catch {
     // absent, as it should be
   }
@@ -203,6 +204,7 @@ async function testJail(opts: CheckOptions, rules: JailRules, shared: RunShared,
     report,
     compareContents: (path, host, size) => jobs.compare(path, host, size),
     executable: (rel) => jobs.executable(rel),
+    ancestorsSafe,
     hostSystemDevs: shared.systemDevs,
   }, root);
   opts.verbose(`testing the users of ${jail}`);
@@ -214,7 +216,8 @@ async function testJail(opts: CheckOptions, rules: JailRules, shared: RunShared,
   for (const w of results.warnings) opts.verbose(`${jail}: ${w}`);
   opts.verbose(
     `${jail}: ${walked.entries} entries, ${walked.compared} files compared byte for byte, ` +
-      `libraries of ${walked.executables} executables resolved`,
+      `libraries of ${walked.executables} executables resolved (${walked.untrustedExecutables} ` +
+      "in directories a user can change left out)",
   );
 }
 
@@ -246,6 +249,7 @@ export async function runChecks(opts: CheckOptions): Promise<number> {
   const host = (code: FindingCode, path: string, message: string) =>
     opts.emit(finding(code, path, message, null));
   checkSysctls(host);
+  checkPtraceScope(host);
   reportCapabilitiesUnchecked(host);
 
   checkHostUsers(
@@ -261,7 +265,7 @@ export async function runChecks(opts: CheckOptions): Promise<number> {
 
   const shared: RunShared = {
     hostByName: new Map(hostUsers.map((u) => [u.name, u])),
-    workers: new CheckJobs(workerCount()),
+    workers: new CheckJobs(),
     systemDevs: hostSystemDevs(),
   };
   try {
@@ -312,10 +316,17 @@ export async function main(args: string[]): Promise<number> {
     verbose: { type: "boolean", short: "v" },
     json: { type: "boolean" },
     "exit-zero": { type: "boolean" },
+    codes: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, { usageExit: 2 });
   if (values.help) {
     console.log(USAGE);
+    return 0;
+  }
+  if (values.codes) {
+    for (const [code, info] of Object.entries(FINDING_CODES)) {
+      console.log(`${code.padEnd(28)} ${info.severity.padEnd(8)} ${info.summary}`);
+    }
     return 0;
   }
   const configFile = (values.configfile as string | undefined) ?? iniPath(INSTALLED, "jk_check");
@@ -328,9 +339,7 @@ export async function main(args: string[]): Promise<number> {
     passwdFile: "/etc/passwd",
     chrootsh: toolPath(INSTALLED, "usr/sbin", "jk_chrootsh"),
     emit: (f) => out.line(json ? formatJson(f) : formatText(f)),
-    verbose: values.verbose
-      ? (line) => json ? console.error(line) : out.line(line)
-      : () => {},
+    verbose: values.verbose ? (line) => json ? console.error(line) : out.line(line) : () => {},
   });
   out.flush();
   return problems > 0 && !values["exit-zero"] ? 1 : 0;

@@ -172,7 +172,7 @@ function configError(message: string): JkError {
 
 /** `file:line` of a key, or of the section header when the key is absent. */
 function where(section: IniSection, key?: string): string {
-  const line = (key && section.entry(key)?.line) ?? section.line;
+  const line = (key === undefined ? undefined : section.entry(key)?.line) ?? section.line;
   return `${section.file}:${line}`;
 }
 
@@ -394,7 +394,14 @@ export function appendLines(existing: Uint8Array, lines: readonly string[]): Uin
   return out;
 }
 
-/** The jk_socketd.ini section header of a jail's /dev/log. */
+/**
+ * The jk_socketd.ini section name of a jail's /dev/log.
+ *
+ * @example
+ * ```ts
+ * logSocketName("/srv/jail"); // "/srv/jail/dev/log"
+ * ```
+ */
 export function logSocketName(jail: string): string {
   return `${jail === "/" ? "" : jail}/dev/log`;
 }

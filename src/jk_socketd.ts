@@ -1185,10 +1185,31 @@ async function serveReconnects(control: number, logSocket: string, done: () => b
   }
 }
 
-/** Puts /dev/null on fds 0-2: the detaching parent's pipes close, and it exits. */
+/**
+ * Puts /dev/null on fds 0-2 and on every other fd open on the same files (the
+ * runtime keeps duplicates of its stdio), so the detaching parent's pipes
+ * close and it exits, and nothing the daemon prints later can fail on them.
+ */
 function detachStdio(): void {
+  const stdio = [0, 1, 2].map((fd) => fstat(fd));
+  const fdDir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY);
+  let fds: number[];
+  try {
+    fds = readDirFd(fdDir).map((e) => Number(e.name)).filter((fd) => fd !== fdDir);
+  } finally {
+    close(fdDir);
+  }
   const devNull = open("/dev/null", O_RDWR);
-  for (const fd of [0, 1, 2]) dup3(devNull, fd, false);
+  for (const fd of fds) {
+    if (fd === devNull) continue;
+    let st;
+    try {
+      st = fstat(fd);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (stdio.some((s) => s.dev === st.dev && s.ino === st.ino)) dup3(devNull, fd, fd > 2);
+  }
   close(devNull);
 }
 

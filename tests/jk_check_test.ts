@@ -10,7 +10,7 @@ import {
 import { FileComparer } from "../src/check_compare.ts";
 import { jailOfHome, PathPrefixes } from "../src/check_config.ts";
 import { deviceNumber } from "../src/check_tree.ts";
-import { FINDING_CODES, formatText, finding } from "../src/check_findings.ts";
+import { finding, FINDING_CODES, formatText } from "../src/check_findings.ts";
 
 /** One line of `jk_check --json`. */
 interface Found {
@@ -38,7 +38,9 @@ async function check(args: string[], opts: { uid?: number; gid?: number } = {}):
     stderr: r.stderr,
     all,
     problems: (jail) =>
-      all.filter((f) => f.jail === jail && f.severity !== "notice").map((f) => `${f.code} ${f.path}`)
+      all.filter((f) => f.jail === jail && f.severity !== "notice").map((f) =>
+        `${f.code} ${f.path}`
+      )
         .sort(),
   };
 }
@@ -72,7 +74,9 @@ Deno.test("a clean jail gives exit 0 and no findings", async () => {
     assert.deepEqual(r.problems(jail), []);
     assert.equal(r.code, 0, JSON.stringify(r.all));
     // The checks out of reach are said, as notices.
-    assert.ok(r.all.some((f) => f.code === "not-checked" && f.path.includes("protected_hardlinks")));
+    assert.ok(
+      r.all.some((f) => f.code === "not-checked" && f.path.includes("protected_hardlinks")),
+    );
     assert.ok(r.all.every((f) => f.severity === "notice" || f.jail !== jail));
   } finally {
     await Deno.remove(jail, { recursive: true });
@@ -183,6 +187,23 @@ Deno.test("each planted problem is found exactly", async (t) => {
       [`dependency-missing ${passwd}`],
     );
 
+    // tar needs libacl, which the jail lacks; in a world-writable directory the
+    // resolver must not open it (a user could swap it for a FIFO and hang us).
+    await planted(
+      "programs in a directory users can change are left out of the closure",
+      async () => {
+        await Deno.mkdir(`${jail}/tmp`);
+        await Deno.chmod(`${jail}/tmp`, 0o1777);
+        await Deno.copyFile("/usr/bin/tar", `${jail}/tmp/tar`);
+      },
+      () => Deno.remove(`${jail}/tmp`, { recursive: true }),
+      [
+        `dir-writable-group ${jail}/tmp`,
+        `dir-writable-others ${jail}/tmp`,
+        `host-file-missing ${jail}/tmp/tar`,
+      ],
+    );
+
     await Deno.mkdir(`${jail}/etc`, { mode: 0o755 });
     await planted(
       "etc/ld.so.preload",
@@ -216,12 +237,53 @@ Deno.test("each planted problem is found exactly", async (t) => {
       [`fifo ${jail}/dev/pipe`, `socket ${jail}/dev/sock`],
     );
     // printf makes the byte 0xff, which no UTF-8 string can hold.
-    const notUtf8 = (cmd: string) => runCommand("sh", ["-c", `${cmd} "$(printf '%s/dev/x\\377' "$0")"`, jail]);
+    const notUtf8 = (cmd: string) =>
+      runCommand("sh", ["-c", `${cmd} "$(printf '%s/dev/x\\377' "$0")"`, jail]);
     await planted(
       "a file name that is not UTF-8 cannot hide",
       async () => assert.equal((await notUtf8("touch")).code, 0),
       async () => assert.equal((await notUtf8("rm")).code, 0),
       [`walk-error ${jail}/dev/x\uFFFD`],
+    );
+  } finally {
+    await Deno.remove(jail, { recursive: true });
+  }
+});
+
+Deno.test("a jail large enough for worker threads: their findings come back exactly", async () => {
+  const jail = await buildJail("check-large");
+  try {
+    // Enough executables and same-size files for several batches of each kind.
+    const programs = ["ls", "cat", "cp", "mv", "rm", "ln", "mkdir", "chmod", "touch", "head"]
+      .concat(["tail", "wc", "sort", "cut", "tr", "grep", "sed", "tar", "gzip", "date", "du"])
+      .concat(["env", "id", "stat", "readlink", "uniq", "df", "rmdir", "chown"])
+      .map((p) => `/usr/bin/${p}`);
+    await copyWithLibs(jail, programs);
+    const zones = "/usr/share/zoneinfo/America";
+    await Deno.mkdir(`${jail}${zones}`, { recursive: true });
+    for (const e of [...Deno.readDirSync(zones)].filter((e) => e.isFile).slice(0, 120)) {
+      await Deno.copyFile(`${zones}/${e.name}`, `${jail}${zones}/${e.name}`);
+    }
+    for (const dir of ["/usr/share/zoneinfo", "/usr/share"]) {
+      await Deno.chmod(`${jail}${dir}`, 0o755);
+    }
+    assert.deepEqual((await check([jail])).problems(jail), []);
+
+    const names = [...Deno.readDirSync(`${jail}${zones}`)].map((e) => e.name).sort();
+    const changed = names.map((n) => `${jail}${zones}/${n}`).filter((_, i) => i % 40 === 7);
+    for (const path of changed) {
+      const bytes = await Deno.readFile(path);
+      bytes[bytes.length >> 1] ^= 0x20;
+      await Deno.writeFile(path, bytes);
+    }
+    await Deno.remove(`${jail}/usr/lib/x86_64-linux-gnu/libpam_misc.so.0`);
+    const r = await check([jail]);
+    assert.deepEqual(
+      r.problems(jail),
+      [
+        `dependency-missing ${jail}/usr/bin/passwd`,
+        ...changed.map((p) => `file-differs ${p}`),
+      ].sort(),
     );
   } finally {
     await Deno.remove(jail, { recursive: true });
@@ -307,12 +369,17 @@ Deno.test("config: sections, /./ homes, [DEFAULT], ignore keys, unknown keys", a
     ]);
     const codes = r.all.filter((f) => f.jail === null).map((f) => f.code);
     assert.ok(codes.includes("config-unknown-key"), codes.join());
-    assert.ok(r.all.some((f) => f.code === "config-bad-value" && f.message.includes("no-such-code")));
+    assert.ok(
+      r.all.some((f) => f.code === "config-bad-value" && f.message.includes("no-such-code")),
+    );
     assert.equal(r.code, 1);
 
     const lenient = await runTool("jk_check", ["--exit-zero", "-c", config, jailA]);
     assert.equal(lenient.code, 0);
-    assert.match(lenient.stdout, /^WARNING: \S+\/usr\/bin is writable for group! \[dir-writable-group\]$/m);
+    assert.match(
+      lenient.stdout,
+      /^WARNING: \S+\/usr\/bin is writable for group! \[dir-writable-group\]$/m,
+    );
   } finally {
     await user.remove();
     await Deno.remove(config);
@@ -336,6 +403,12 @@ Deno.test("bad input: missing jail, relative jail, garbage config; the run goes 
     assert.ok(general.includes("jail-invalid relative/jail"), general.join());
     assert.equal(r.stderr, "");
 
+    const codes = await runTool("jk_check", ["--codes"]);
+    assert.deepEqual(
+      codes.stdout.trim().split("\n").map((l) => l.split(" ")[0]),
+      Object.keys(FINDING_CODES),
+    );
+
     const usage = await runTool("jk_check", ["--bogus"]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /^jk_check: .*--bogus.*; try --help\n$/);
@@ -356,7 +429,7 @@ Deno.test("run by a non-root user: unreadable files and directories are findings
     const r = await check([jail], { uid: user.uid, gid: user.gid });
     assert.deepEqual(r.problems(jail), [
       `compare-unreadable ${secret}`,
-      `elf-invalid ${secret}`,
+      `elf-unusable ${secret}`,
       `walk-error ${jail}/usr/share/private`,
     ]);
   } finally {
@@ -372,7 +445,9 @@ Deno.test("hostile file names cannot forge output lines", async () => {
     await runCommand("mkfifo", [evil]);
     const text = await runTool("jk_check", [jail]);
     const lines = text.stdout.split("\n").filter((l) => l.includes(jail));
-    assert.deepEqual(lines, [`WARNING: ${jail}/dev/x\\x0aERROR: nothing to see is a named pipe [fifo]`]);
+    assert.deepEqual(lines, [
+      `WARNING: ${jail}/dev/x\\x0aERROR: nothing to see is a named pipe [fifo]`,
+    ]);
     const json = await check([jail]);
     assert.deepEqual(json.problems(jail), [`fifo ${evil}`]);
   } finally {
@@ -404,6 +479,22 @@ Deno.test("whole-file comparison finds one changed byte anywhere, also across ch
   }
 });
 
+Deno.test("a file swapped for a FIFO after the size check cannot hang the comparison", async () => {
+  const dir = await scratchDir("check-fifo");
+  try {
+    await runCommand("mkfifo", [`${dir}/fifo`]);
+    // In a child with a deadline: an open(2) that blocked on the FIFO would never return.
+    const module = new URL("../src/check_compare.ts", import.meta.url).href;
+    const code = `import { FileComparer } from "${module}";
+      console.log(JSON.stringify(new FileComparer().compare("${dir}/fifo", "/etc/passwd", 100)));`;
+    const r = await runCommand("timeout", ["20", Deno.execPath(), "eval", "--no-config", code]);
+    assert.equal(r.code, 0, `comparison blocked or failed: ${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout), { kind: "differs", offset: 0 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("small helpers: device numbers, path prefixes, /./ homes, codes", () => {
   assert.equal(deviceNumber(0x0103), "1:3");
   assert.equal(deviceNumber(0x10303), "259:3"); // major above 255 (nvme)
@@ -415,7 +506,10 @@ Deno.test("small helpers: device numbers, path prefixes, /./ homes, codes", () =
   assert.equal(jailOfHome("/srv/jail/./home/a"), "/srv/jail");
   assert.equal(jailOfHome("/srv/j/./x/./y"), "/srv/j");
   assert.equal(jailOfHome("/home/a"), null);
-  assert.equal(formatText(finding("fifo", "/j/p", "/j/p is a named pipe", "/j")), "WARNING: /j/p is a named pipe [fifo]");
+  assert.equal(
+    formatText(finding("fifo", "/j/p", "/j/p is a named pipe", "/j")),
+    "WARNING: /j/p is a named pipe [fifo]",
+  );
   for (const [code, info] of Object.entries(FINDING_CODES)) {
     assert.match(code, /^[a-z0-9-]+$/);
     assert.ok(["error", "warning", "notice"].includes(info.severity));

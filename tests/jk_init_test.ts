@@ -345,6 +345,20 @@ rootTest("stock [editors]: vim edits a file, nano and vi run", async (dir) => {
     "/f",
   ]);
   assert.equal(await Deno.readTextFile(`${jail}/f`), "hello\n");
+  // The runtime is there: filetype detection and syntax files load.
+  await okInJail(jail, [
+    "/usr/bin/vim",
+    "-Nes",
+    "-c",
+    "syntax on",
+    "-c",
+    "set ft=python",
+    "-c",
+    'call writefile([get(b:, "current_syntax", "none")], "/syntax")',
+    "-c",
+    "q!",
+  ]);
+  assert.equal(await Deno.readTextFile(`${jail}/syntax`), "python\n");
   assert.match(await okInJail(jail, ["/usr/bin/nano", "--version"]), /GNU nano/);
   assert.match(await okInJail(jail, ["/usr/bin/vi", "--version"]), /VIM/);
 });

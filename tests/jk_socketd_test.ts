@@ -337,7 +337,12 @@ Deno.test("relays a jailed user's messages with kernel-verified attribution, as 
 Deno.test("forged lines, 8 KiB messages and passed descriptors are handled", async () => {
   await withJail(async ({ socketPath, upstream }) => {
     const host = new LogListener(upstream);
-    const daemon = await startDaemon([`--socket=${socketPath}`, `--log-socket=${upstream}`]);
+    const daemon = await startDaemon([
+      `--socket=${socketPath}`,
+      `--log-socket=${upstream}`,
+      "--base=1000000", // limits out of the way: 8 KiB messages would cross the default peak
+      "--peak=10000000",
+    ]);
     try {
       const relay = relayPid(daemon.child.pid);
       const fdsBefore = [...Deno.readDirSync(`/proc/${relay}/fd`)].length;

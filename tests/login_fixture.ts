@@ -47,10 +47,23 @@ async function mustRun(tool: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** What {@link jailedAccount} builds instead of the default transfer-only account. */
+export interface AccountOptions {
+  /** jk_init sections of the jail (default `jk_lsh sftp scp rsync`). */
+  sections?: string[];
+  /**
+   * The shell inside the jail (`jk_jailuser -s`); default jk_lsh, whose ini
+   * section is then written. With another shell no jk_lsh.ini is touched.
+   */
+  shell?: string;
+}
+
 /**
  * Builds a jail with `jk_init -j JAIL jk_lsh sftp scp rsync`, creates a user,
  * jails it with `jk_jailuser -n -m -j JAIL`, and writes a jk_lsh.ini section
  * for it inside the jail. `log` receives each step as a line of prose.
+ * `options` picks other sections and another in-jail shell (e.g.
+ * `{ sections: ["basicshell"], shell: "/bin/sh" }` for a shell account).
  *
  * @example
  * ```ts
@@ -61,23 +74,28 @@ async function mustRun(tool: string, args: string[]): Promise<string> {
 export async function jailedAccount(
   site: Site,
   log: (line: string) => void = () => {},
+  options: AccountOptions = {},
 ): Promise<JailedAccount> {
   const jail = await scratchDir("jail");
+  const sections = options.sections ?? ["jk_lsh", "sftp", "scp", "rsync"];
+  const shell = options.shell === undefined ? [] : ["-s", options.shell];
   let user: TestUser | undefined;
   try {
-    log(`jk_init -j ${jail} jk_lsh sftp scp rsync`);
-    await mustRun("jk_init", ["-j", jail, "jk_lsh", "sftp", "scp", "rsync"]);
+    log(`jk_init -j ${jail} ${sections.join(" ")}`);
+    await mustRun("jk_init", ["-j", jail, ...sections]);
 
     user = await createUser();
     // sshd without PAM refuses a locked account ("!" in /etc/shadow); "*" has no password at all.
     await runCommand("usermod", ["-p", "*", user.name]);
-    log(`jk_jailuser -n -m -j ${jail} ${user.name}`);
-    await mustRun("jk_jailuser", ["-n", "-m", "-j", jail, user.name]);
+    log(`jk_jailuser -n -m ${[...shell, ""].join(" ")}-j ${jail} ${user.name}`);
+    await mustRun("jk_jailuser", ["-n", "-m", ...shell, "-j", jail, user.name]);
 
     const lshIni = `${jail}${site.sysconfdir}/jk_lsh.ini`;
-    log(`allow sftp-server, scp and rsync for ${user.name} in ${lshIni}`);
-    const shipped = await Deno.readTextFile(lshIni).catch(() => "");
-    await Deno.writeTextFile(lshIni, shipped + "\n" + transferSection(user.name));
+    if (options.shell === undefined) {
+      log(`allow sftp-server, scp and rsync for ${user.name} in ${lshIni}`);
+      const shipped = await Deno.readTextFile(lshIni).catch(() => "");
+      await Deno.writeTextFile(lshIni, shipped + "\n" + transferSection(user.name));
+    }
     const account: JailedAccount = {
       user,
       jail,
@@ -142,7 +160,9 @@ async function freePort(): Promise<number> {
  * authentication only, `UsePAM no`, and `Subsystem sftp` through the login
  * shell (internal-sftp would bypass jk_chrootsh). The client key is placed in
  * the jailed home's `.ssh/authorized_keys`, which sshd reads through the
- * `JAIL/./home/NAME` path of the host account.
+ * `JAIL/./home/NAME` path of the host account. `options.extraConfig` lines
+ * come first in sshd_config, so they override the defaults (sshd keeps the
+ * first value of a keyword), e.g. `["AcceptEnv *"]`.
  *
  * @example
  * ```ts
@@ -151,7 +171,10 @@ async function freePort(): Promise<number> {
  * finally { await sshd.stop(); }
  * ```
  */
-export async function startSshd(account: JailedAccount): Promise<TestSshd> {
+export async function startSshd(
+  account: JailedAccount,
+  options: { extraConfig?: string[] } = {},
+): Promise<TestSshd> {
   const dir = await scratchDir("sshd");
   const keygen = async (file: string) => {
     const r = await runCommand("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file]);
@@ -173,6 +196,7 @@ export async function startSshd(account: JailedAccount): Promise<TestSshd> {
   await Deno.writeTextFile(
     `${dir}/sshd_config`,
     [
+      ...(options.extraConfig ?? []),
       `Port ${port}`,
       "ListenAddress 127.0.0.1",
       `HostKey ${dir}/host_key`,

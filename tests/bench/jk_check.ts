@@ -81,7 +81,11 @@ function median(xs: number[]): number {
 await ensureJail();
 const prefix = await testPrefix();
 const ours = `${prefix}/usr/sbin/jk_check`;
-const config = await Deno.makeTempFile({ dir: "/var/lib", prefix: "jkbench-check-", suffix: ".ini" });
+const config = await Deno.makeTempFile({
+  dir: "/var/lib",
+  prefix: "jkbench-check-",
+  suffix: ".ini",
+});
 try {
   await Deno.writeTextFile(config, `[${JAIL}]\n`);
   const oursArgs = ["-c", config];
