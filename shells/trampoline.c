@@ -22,7 +22,10 @@
  *                   variables added for a launcher (NULL-terminated)
  *
  * What the privileged build does, in order:
- *   1. makes sure fds 0-2 are open, so no file we or the target open lands on them;
+ *   1. makes sure fds 0-2 are open, so no file we or the target open lands on them,
+ *      and that none is a directory (the jailed program inherits them: fchdir to a
+ *      directory opened outside leads out of the jail), and that the open files
+ *      limit leaves the runtime room to start;
  *   2. closes every fd above 2, so nothing the caller opened reaches the target;
  *   3. resets every signal disposition and empties the signal mask, and
  *      changes to /;
@@ -45,6 +48,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -84,7 +88,30 @@ static void ensure_std_fds(void) {
   }
 }
 
+/* The Deno runtime needs about 20 fds before a line of the tool runs, and panics
+ * (a stack trace, exit 1) without them; a caller's tiny `ulimit -n` gets one line
+ * instead. The limit is left as it is: the target inherits the caller's. */
+#define MIN_NOFILE 64
+
+static void check_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < MIN_NOFILE) {
+    die("the open files limit (ulimit -n) must be at least 64", "");
+  }
+}
+
 #if JK_PRIVILEGED
+/* Step 1, continued: a directory on fd 0-2 (say `exec 0</`, or an fd leaked by
+ * whatever started us) would reach the jailed program, and fchdir to it walks
+ * out of the jail with the user's rights. A login never passes one. */
+static void refuse_directory_std_fds(void) {
+  static const char *names[] = {"stdin", "stdout", "stderr"};
+  for (int fd = 0; fd <= 2; fd++) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) die("refusing a directory as ", names[fd]);
+  }
+}
+
 /* Step 2: close every fd above 2. close_range needs no /proc and ignores a
  * lowered RLIMIT_NOFILE; the loop is the fallback for old kernels. */
 static void close_other_fds(void) {
@@ -191,7 +218,9 @@ static char **launcher_environment(void) {
 
 int main(int argc, char **argv) {
   ensure_std_fds();
+  check_fd_limit();
 #if JK_PRIVILEGED
+  refuse_directory_std_fds();
   close_other_fds();
   reset_signals();
   /* A known cwd: nothing of the caller's is read relative to it. */

@@ -506,20 +506,32 @@ export function relayedDatagram(
     severity = value & 7;
     text = text.slice(priority[0].length).replace(RFC3164_TIME, "");
   }
-  let body: Uint8Array = encoder.encode(sanitize(text) + (origin.truncated ? "..." : ""));
+  const bodyText = sanitize(text) + (origin.truncated ? "..." : "");
+  const who = origin.credentials
+    ? `uid=${origin.credentials.uid} pid=${origin.credentials.pid}`
+    : "uid=? pid=?";
+  const headText = `<${facility * 8 + severity}>${timestamp(now)} ${TOOL}[${relayPid}]: ` +
+    `jail=${sanitize(origin.jail)} ${who}: `;
+  // Fast path: a UTF-16 unit is at most 3 UTF-8 bytes, so this body fits.
+  if (bodyText.length * 3 <= MAX_RELAYED_TEXT) return encoder.encode(headText + bodyText);
+  let body: Uint8Array = encoder.encode(bodyText);
   if (body.length > MAX_RELAYED_TEXT) {
     let cut = MAX_RELAYED_TEXT - 3;
     while (cut > 0 && (body[cut] & 0xc0) === 0x80) cut--; // never split a UTF-8 sequence
     body = concat(body.subarray(0, cut), encoder.encode("..."));
   }
-  const who = origin.credentials
-    ? `uid=${origin.credentials.uid} pid=${origin.credentials.pid}`
-    : "uid=? pid=?";
-  const head = encoder.encode(
-    `<${facility * 8 + severity}>${formatTimestamp(now)} ${TOOL}[${relayPid}]: ` +
-      `jail=${sanitize(origin.jail)} ${who}: `,
-  );
-  return concat(head, body);
+  return concat(encoder.encode(headText), body);
+}
+
+/** `formatTimestamp`, computed once per second: the relay stamps every message. */
+let stampSecond = NaN, stamp = "";
+function timestamp(now: Date): string {
+  const second = Math.floor(now.getTime() / 1000);
+  if (second !== stampSecond) {
+    stamp = formatTimestamp(now);
+    stampSecond = second;
+  }
+  return stamp;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -546,7 +558,12 @@ interface RelaySpec {
 }
 
 /** Messages on the control channel. */
-const CONTROL = { ready: "ready", reconnect: "reconnect", connected: "connected", failed: "failed" };
+const CONTROL = {
+  ready: "ready",
+  reconnect: "reconnect",
+  connected: "connected",
+  failed: "failed",
+};
 
 /** Monotonic time in microseconds. */
 function nowUs(): number {
@@ -870,9 +887,16 @@ class Resources {
 function nobody(): { uid: number; gid: number; groups: number[] } {
   const pw = getpwnam("nobody");
   if (!pw) {
-    throw new JkError("cannot get UID and GID for user nobody; refusing to relay as root", EXIT.nobody);
+    throw new JkError(
+      "cannot get UID and GID for user nobody; refusing to relay as root",
+      EXIT.nobody,
+    );
   }
-  return { uid: pw.uid, gid: pw.gid, groups: [...new Set([pw.gid, ...getgrouplist(pw.name, pw.gid)])] };
+  return {
+    uid: pw.uid,
+    gid: pw.gid,
+    groups: [...new Set([pw.gid, ...getgrouplist(pw.name, pw.gid)])],
+  };
 }
 
 /**

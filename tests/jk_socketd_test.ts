@@ -11,15 +11,7 @@ import {
   relayedDatagram,
   socketPathProblem,
 } from "../src/jk_socketd.ts";
-import {
-  AF_UNIX,
-  close,
-  connectUnix,
-  send,
-  sendWithFd,
-  SOCK_DGRAM,
-  socket,
-} from "../src/libc.ts";
+import { AF_UNIX, close, connectUnix, send, sendWithFd, SOCK_DGRAM, socket } from "../src/libc.ts";
 import { libDir } from "../src/site.ts";
 import {
   copyWithLibs,
@@ -398,7 +390,7 @@ Deno.test("a flood from inside a jail is held to the configured rate; the daemon
         const flood = await runCommand("sh", [
           "-c",
           `yes 'flood flood flood flood flood flood flood flood' | timeout -s KILL 3 chroot ` +
-            `--userspec=${user.uid}:${user.gid} ${jail} /usr/bin/logger -t flood -u /dev/log`,
+          `--userspec=${user.uid}:${user.gid} ${jail} /usr/bin/logger -t flood -u /dev/log`,
         ]);
         const seconds = (Date.now() - started) / 1000;
         assert.equal(flood.code, 137, flood.stderr); // killed by timeout: it was held up

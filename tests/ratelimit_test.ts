@@ -45,7 +45,10 @@ Deno.test("worked example: base=100 peak=300 interval=2s, 56-byte messages every
 
   // 1. Messages 0-5 (336 bytes > 300) are forwarded at once; the sixth crosses
   //    the peak, is still forwarded, and the socket sleeps to the end of the window.
-  assert.deepEqual(log.slice(0, 6).map((d) => d.at), [0, 50, 100, 150, 200, 250].map((t) => t * MS));
+  assert.deepEqual(
+    log.slice(0, 6).map((d) => d.at),
+    [0, 50, 100, 150, 200, 250].map((t) => t * MS),
+  );
   assert.deepEqual(log.slice(0, 5).map((d) => d.throttle), [null, null, null, null, null]);
   assert.deepEqual(log[5].throttle, {
     reason: "peak",

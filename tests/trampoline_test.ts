@@ -104,8 +104,8 @@ Deno.test("trampoline: closed std fds are reopened, signals and mask are reset, 
 });
 
 Deno.test(
-  "trampoline: argv[0] is the tool's name (login " -
-    " kept), arguments follow the fixed ones, an empty argv is safe",
+  'trampoline: argv[0] is the tool\'s name (login "-" kept), arguments follow the fixed ones, ' +
+    "an empty argv is safe",
   async () => {
     await withTrampoline(spec("/usr/bin/printf", ["[%s]"]), async (path, user) => {
       const r = await asUser(user, `exec -a -jk_probe ${path} a 'b c'`);

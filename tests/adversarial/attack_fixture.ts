@@ -21,7 +21,8 @@ import { type JailedAccount, jailedAccount } from "../login_fixture.ts";
 /**
  * The attack program. Every step prints `name: ok`, `name: ERRNO` or
  * `name: read TEXT`, so a test reads exactly how far an attempt got. The
- * first line is always `uids: REAL EFFECTIVE SAVED`.
+ * first line is always `uids: REAL EFFECTIVE SAVED`. `exec ENVFILE PROGRAM
+ * ARGS…` is the odd one out: a launcher with a raw environment.
  */
 const ATTACK_SOURCE = String.raw`
 #define _GNU_SOURCE
@@ -98,9 +99,27 @@ static void double_chroot(const char *secret, const char *proof) {
   plant(AT_FDCWD, proof);
 }
 
+/* execve with the environment exactly as a file of NUL-terminated entries gives
+ * it: entries without "=", duplicates and any bytes, which no shell can pass. */
+static int exec_raw_env(const char *file, char **argv) {
+  static char data[4 << 20];
+  static char *envp[65536];
+  int fd = open(file, O_RDONLY);
+  if (fd < 0) return 126;
+  ssize_t n, len = 0;
+  while ((n = read(fd, data + len, sizeof data - 1 - len)) > 0) len += n;
+  close(fd);
+  size_t count = 0;
+  for (ssize_t at = 0; at < len && count < 65535; at += strlen(data + at) + 1) envp[count++] = data + at;
+  envp[count] = NULL;
+  execve(argv[0], argv, envp);
+  return 127;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   const char *cmd = argv[1];
+  if (!strcmp(cmd, "exec") && argc >= 4) return exec_raw_env(argv[2], argv + 3);
   uid_t r, e, s;
   getresuid(&r, &e, &s);
   printf("uids: %d %d %d\n", (int)r, (int)e, (int)s);

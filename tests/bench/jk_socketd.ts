@@ -139,9 +139,17 @@ try {
   }
   const direct = median(rates.direct), relay = median(rates.relay);
   console.log(`jk_socketd relay, ${MESSAGES} messages of 100 bytes x ${ROUNDS} rounds (medians)`);
-  console.log(`  direct to the receiver (reference): ${Math.round(direct).toLocaleString("en")} msg/s`);
-  console.log(`  through jk_socketd:                 ${Math.round(relay).toLocaleString("en")} msg/s`);
-  console.log(`  ratio relay/direct: ${(relay / direct).toFixed(2)}; goal >= 20,000 msg/s: ${relay >= 20_000 ? "met" : "NOT met"}`);
+  console.log(
+    `  direct to the receiver (reference): ${Math.round(direct).toLocaleString("en")} msg/s`,
+  );
+  console.log(
+    `  through jk_socketd:                 ${Math.round(relay).toLocaleString("en")} msg/s`,
+  );
+  console.log(
+    `  ratio relay/direct: ${(relay / direct).toFixed(2)}; goal >= 20,000 msg/s: ${
+      relay >= 20_000 ? "met" : "NOT met"
+    }`,
+  );
   if (lost) console.log(`  messages lost: ${lost}`);
 } finally {
   daemon.kill("SIGTERM");
