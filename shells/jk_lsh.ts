@@ -217,7 +217,22 @@ async function execute(
   log: Log,
   who: string,
 ): Promise<number> {
-  let child: Deno.ChildProcess;
+  // Listen before spawning: a signal that arrives while the program starts is
+  // passed on as soon as it exists, rather than killing jk_lsh and orphaning it.
+  let child: Deno.ChildProcess | undefined;
+  const pending: Deno.Signal[] = [];
+  const deliver = (signal: Deno.Signal) => {
+    try {
+      child!.kill(signal);
+    } catch {
+      // already gone
+    }
+  };
+  const forwarders = FORWARDED.map((signal) => {
+    const forward = () => child ? deliver(signal) : pending.push(signal);
+    Deno.addSignalListener(signal, forward);
+    return () => Deno.removeSignalListener(signal, forward);
+  });
   try {
     child = new Deno.Command(program, {
       args,
@@ -228,20 +243,11 @@ async function execute(
       stderr: "inherit",
     }).spawn();
   } catch (e) {
+    for (const remove of forwarders) remove();
     await log.log(LOG_ERR, `WARNING: running ${program} failed for ${who}: ${errorText(e)}`);
     throw new JkError(`WARNING: check the permissions and libraries for ${program}`, EXIT_EXEC);
   }
-  const forwarders = FORWARDED.map((signal) => {
-    const forward = () => {
-      try {
-        child.kill(signal);
-      } catch {
-        // already gone
-      }
-    };
-    Deno.addSignalListener(signal, forward);
-    return () => Deno.removeSignalListener(signal, forward);
-  });
+  for (const signal of pending) deliver(signal);
   const status = await child.status;
   for (const remove of forwarders) remove();
   if (status.signal) {
@@ -304,7 +310,7 @@ async function lsh(args: string[], log: Log): Promise<number> {
 
 if (import.meta.main) {
   await runMain("jk_lsh", async () => {
-    const log = openLog("jk_lsh", LOG_AUTH, new DenoTransport(lshLogSocket(INSTALLED), 200));
+    const log = openLog("jk_lsh", LOG_AUTH, new DenoTransport(lshLogSocket(INSTALLED), 0));
     try {
       return await lsh(Deno.args, log);
     } catch (e) {

@@ -1883,10 +1883,10 @@ export function readDirFd(fd: number): DirEntry[] {
 // ===========================================================================
 
 // ===========================================================================
-// BEGIN socketd block (issue 6: src/jk_socketd.ts). AF_UNIX datagram sockets
-// with the sender's kernel-verified credentials (SO_PASSCRED,
-// SCM_CREDENTIALS), descriptor passing (SCM_RIGHTS), poll, dup3 and
-// close-on-exec control. Deno's datagram API carries no ancillary data, and
+// BEGIN socketd block (issue 6: src/jk_socketd.ts, src/jk_chrootlaunch.ts).
+// AF_UNIX datagram sockets with the sender's kernel-verified credentials
+// (SO_PASSCRED, SCM_CREDENTIALS), descriptor passing (SCM_RIGHTS), poll, dup3
+// and close-on-exec control. Deno's datagram API carries no ancillary data, and
 // refuses /dev/log short of --allow-all. Second table on the same libc, as the
 // jailfs block; file-system calls come from that block (statAt, unlinkat).
 
@@ -2001,6 +2001,22 @@ export function setCloseOnExec(fd: number, on: boolean): void {
   if (flags < 0) throw fail(errno(), "fcntl", fd, raw("F_GETFD"));
   const wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
   if (sockLibc().fcntl(fd, F_SETFD, wanted) !== 0) throw fail(errno(), "fcntl", fd, raw("F_SETFD"));
+}
+
+/**
+ * Whether `fd` is close-on-exec; `null` when it is not open.
+ *
+ * @example
+ * ```ts
+ * closeOnExec(1); // false for an inherited stdout
+ * ```
+ */
+export function closeOnExec(fd: number): boolean | null {
+  const flags = sockLibc().fcntl(fd, F_GETFD, 0);
+  if (flags >= 0) return (flags & FD_CLOEXEC) !== 0;
+  const err = errno();
+  if (err === EBADF) return null;
+  throw fail(err, "fcntl", fd, raw("F_GETFD"));
 }
 
 /**

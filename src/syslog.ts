@@ -258,7 +258,8 @@ export class DenoTransport implements SyslogTransport<Promise<void>> {
 
   /**
    * @param path the log socket
-   * @param timeoutMs how long one send may wait for room in the daemon's queue
+   * @param timeoutMs how long one send may wait for room in the daemon's queue;
+   *   0 for no limit (and no timer)
    */
   constructor(readonly path: string, readonly timeoutMs = 1000) {}
 
@@ -282,11 +283,14 @@ export class DenoTransport implements SyslogTransport<Promise<void>> {
         transport: "unixpacket";
       };
       const conn = this.#socket ??= Deno.listenDatagram(options);
+      const sent = conn.send(datagram, { transport: "unixpacket", path: this.path });
+      sent.catch(() => {}); // a send cancelled by the close below must not surface
+      // timeoutMs 0: no timer, a full queue waits as glibc's syslog(3) does. Deno's
+      // first setTimeout costs about 10 ms of start-up, too much on the login path (jk_lsh).
+      if (this.timeoutMs <= 0) return await sent;
       const timedOut = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), this.timeoutMs);
       });
-      const sent = conn.send(datagram, { transport: "unixpacket", path: this.path });
-      sent.catch(() => {}); // a send cancelled by the close below must not surface
       if (await Promise.race([sent, timedOut]) === "timeout") this.#drop();
     } catch {
       // no socket, no permission, no --unstable-net: drop the message

@@ -200,6 +200,19 @@ export const TOOLS: readonly Tool[] = [
       "(Deno opens it only with --allow-all), so the protected_* sysctls and file " +
       "capabilities are reported as not checked rather than widening this.",
   },
+  {
+    name: "jk_chrootlaunch",
+    entry: "src/jk_chrootlaunch.ts",
+    dir: "usr/sbin",
+    privileged: false,
+    permissions: () => ["--allow-ffi", "--allow-read", "--allow-env"],
+    why: "run by root to start a daemon in a jail. FFI for chroot, setgroups/setresgid/" +
+      "setresuid, prctl(no_new_privs), the pidfile (O_NOFOLLOW), syslog and execve — FFI " +
+      "amounts to everything. Reads are unscoped: the jail may be anywhere, and it, its " +
+      "system directories and every ancestor are lstat'ed, then the executable and its " +
+      "directories inside the jail after chroot. Env: the daemon gets the caller's " +
+      "environment, as in jailkit. No write through Deno, no run, no net.",
+  },
 ];
 
 /**

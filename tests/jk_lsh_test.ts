@@ -768,8 +768,10 @@ Deno.test({
       r = await finish(await lshInJail(jail, user, ["-c", "git-upload-pack killUSR1"]));
       assert.deepEqual(r.signal, "SIGUSR1");
 
-      // A signal sent to jk_lsh reaches the program.
+      // A signal sent to jk_lsh reaches the program. Should it not, the program
+      // would wait forever: a watchdog kills the user's processes after 20 s.
       const child = await lshInJail(jail, user, ["-c", "git-upload-pack trap"]);
+      const watchdog = setTimeout(() => runCommand("pkill", ["-KILL", "-u", user.name]), 20_000);
       const reader = child.stdout.getReader();
       const first = await reader.read();
       assert.deepEqual(new TextDecoder().decode(first.value).trim(), "ready");
@@ -780,6 +782,7 @@ Deno.test({
       }
       await child.stdin.close().catch(() => {});
       const status = await child.status;
+      clearTimeout(watchdog);
       await child.stderr.cancel();
       assert.deepEqual(rest.trim(), "got-TERM");
       assert.deepEqual(status.code, 7);

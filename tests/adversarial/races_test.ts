@@ -44,6 +44,7 @@ const FLIPPER_SOURCE = String.raw`
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -69,6 +70,7 @@ static int open_dir(const char *dir) {
 int main(int argc, char **argv) {
   if (argc != 6 && argc != 7) {
     fprintf(stderr, "usage: flip swap|churn DIR NAME TARGET PACE_US [FOR_MS]\n"
+                    "       flip ontouch DIR NAME TARGET HOLD_US [FOR_MS]\n"
                     "       flip hardlink PATH VICTIM REGULAR PACE_US [FOR_MS]\n");
     return 2;
   }
@@ -120,6 +122,29 @@ int main(int argc, char **argv) {
         if (renameat(dfd, alt, dfd, name) != 0) renameat2(dfd, alt, dfd, name, RENAME_EXCHANGE);
         pause_some(pace);
       }
+    }
+  } else if (strcmp(mode, "ontouch") == 0) {
+    /* DIR/NAME is a directory until someone opens it (inotify), say root
+     * listing it to copy its entries; then, for PACE_US, it is a symlink to
+     * TARGET, so the entries' paths lead there. The classic way to win a
+     * race that is only microseconds wide. */
+    int dfd = open_dir(argv[2]);
+    const char *name = argv[3];
+    snprintf(alt, sizeof alt, ".%s.alt", name);
+    unlinkat(dfd, alt, 0);
+    if (symlinkat(argv[4], dfd, alt) != 0) { perror("symlinkat"); return 2; }
+    char watched[4096];
+    snprintf(watched, sizeof watched, "%s/%s", argv[2], name);
+    int in = inotify_init1(0);
+    if (in < 0 || inotify_add_watch(in, watched, IN_OPEN) < 0) { perror("inotify"); return 2; }
+    char events[4096];
+    while (!stop) {
+      if (read(in, events, sizeof events) <= 0) continue;
+      if (renameat2(dfd, name, dfd, alt, RENAME_EXCHANGE) != 0) continue;
+      flips++;
+      struct timespec ts = {0, (long)pace * 1000L};
+      nanosleep(&ts, NULL);
+      renameat2(dfd, name, dfd, alt, RENAME_EXCHANGE);
     }
   } else if (strcmp(mode, "hardlink") == 0) {
     /* PATH alternates between a hard link of VICTIM and one of REGULAR. */
