@@ -27,13 +27,16 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# Deno 2.9.x: the one on PATH if it is 2.9, else the npm package pinned in package.json.
-deno=""
+# Deno 2.9.x: the one on PATH if it is 2.9, else the npm package pinned in
+# .toolchain/package.json. (Not ./node_modules: `deno task` would take a
+# node_modules/.bin/deno for a JavaScript bin script.)
 if command -v deno >/dev/null 2>&1 && deno --version 2>/dev/null | grep -q '^deno 2\.9\.'; then
   deno=$(command -v deno)
 else
-  [ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund --loglevel=error
-  deno=$PWD/node_modules/.bin/deno
+  [ -x .toolchain/node_modules/.bin/deno ] ||
+    npm ci --prefix .toolchain --no-audit --no-fund --loglevel=error
+  deno=$PWD/.toolchain/node_modules/deno/deno
+  export PATH="$PWD/.toolchain/node_modules/.bin:$PATH"
 fi
 export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 RUST_BACKTRACE=0
 

@@ -24,8 +24,8 @@
 import { basename, dirname, join } from "node:path";
 import { JkError, parseCommandLine, runMain } from "./cli.ts";
 import { compileLauncher, type LauncherSpec } from "./launchers.ts";
-import { libDir, type Site, toolPath, validateSite } from "./site.ts";
-import { runArgs, type Tool, TOOLS } from "./tools.ts";
+import { libDir, logSocketPath, type Site, toolPath, validateSite } from "./site.ts";
+import { lshLogSocket, runArgs, type Tool, TOOLS } from "./tools.ts";
 
 /** The repository this module belongs to. */
 const REPO = dirname(dirname(new URL(import.meta.url).pathname));
@@ -217,6 +217,21 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * jk_lsh logs through `lshLogSocket(site)`, a symlink to the log socket: Deno
+ * refuses /dev/log itself short of --allow-all. The link is copied into jails
+ * by jk_init's [jk_lsh] section, where /dev/log is the jail's own socket.
+ */
+async function linkLogSocket(site: Site, log: (l: string) => void): Promise<void> {
+  const link = lshLogSocket(site);
+  await Deno.mkdir(dirname(link), { recursive: true, mode: 0o755 });
+  const staged = `${link}.new`;
+  await Deno.remove(staged).catch(() => {});
+  await Deno.symlink(logSocketPath(site), staged);
+  await Deno.rename(staged, link);
+  log(`log link  ${link} -> ${logSocketPath(site)}`);
+}
+
 /** Adds the chroot shell to PREFIX/etc/shells when it is not listed yet. */
 async function registerShell(site: Site, shell: string, log: (l: string) => void) {
   const shells = `${site.prefix}/etc/shells`;
@@ -269,6 +284,7 @@ export async function install(options: InstallOptions): Promise<void> {
       await placeFile(join(REPO, "dist", tool.name), dest, 0o755);
     }
   }
+  await linkLogSocket(site, log);
   await installConfig(site, log);
   const chrootsh = TOOLS.find((t) => t.name === "jk_chrootsh");
   if (chrootsh) await registerShell(site, toolPath(site, chrootsh.dir, chrootsh.name), log);

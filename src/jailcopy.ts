@@ -53,6 +53,7 @@ import {
   JailEscapeError,
   type NodeMeta,
   type NodeStat,
+  openHostFile,
   sameBytes,
 } from "./jailfs.ts";
 import * as c from "./libc.ts";
@@ -246,6 +247,18 @@ export class CopyEngine {
     return fd === undefined ? [c.AT_FDCWD, path] : [fd, posix.basename(path)];
   }
 
+  /**
+   * Opens the host entry `path` (never through a final symlink): relative to
+   * its listed directory, or by path following only symlinks root alone
+   * could have made (see `openHostFile`).
+   */
+  #openHost(path: string, flags: number): number {
+    const [at, entry] = this.#hostEntry(path);
+    return at === c.AT_FDCWD
+      ? openHostFile(path, flags)
+      : c.openat(at, entry, flags | c.O_NOFOLLOW);
+  }
+
   #show(dir: Dir, name: string): string {
     return this.jail.show(dir.path === "/" ? `/${name}` : `${dir.path}/${name}`);
   }
@@ -365,8 +378,7 @@ export class CopyEngine {
     const dest = path === "/" ? null : this.jail.stat(parent, name);
     if (dest?.type === "dir") this.#detail(`Destination dir ${this.#show(parent, name)} exists`);
     else if (path !== "/") this.#ensureDir(path, mirrorOf(options));
-    const [at, entry] = this.#hostEntry(path);
-    const fd = c.openat(at, entry, c.O_RDONLY | c.O_DIRECTORY | c.O_NOFOLLOW);
+    const fd = this.#openHost(path, c.O_RDONLY | c.O_DIRECTORY);
     this.#listing.set(path, fd);
     try {
       for (const child of c.readDirFd(fd).map((e) => e.name).sort()) {
@@ -379,8 +391,7 @@ export class CopyEngine {
   }
 
   #copyFile(path: string, options: CopyOptions): void {
-    const [at, entry] = this.#hostEntry(path);
-    const source = c.openat(at, entry, c.O_RDONLY | c.O_NOFOLLOW | c.O_NONBLOCK | c.O_NOCTTY);
+    const source = this.#openHost(path, c.O_RDONLY | c.O_NONBLOCK | c.O_NOCTTY);
     try {
       const st = fullStat(source);
       if (st.type !== "file") throw new JkError("it is no longer a regular file");

@@ -26,7 +26,9 @@
  *   to an unnamed `O_TMPFILE` inode (or, where the file system lacks it, an
  *   `O_EXCL` temporary name) and linked or renamed into place complete, so no
  *   half-written file ever has its final name, not even after `kill -9`.
- *   Directories likewise get their mode under a temporary name first.
+ *   Directories likewise get their mode under a temporary name first. A
+ *   temporary a killed run left behind is removed by the next run that
+ *   writes into that directory (root-only directories, dead processes only).
  *   Without `replace`, creating an existing name fails (O_EXCL semantics).
  * - Replacing a name never writes through it: a jail file that is a hard
  *   link to a host file is replaced as a directory entry, the shared inode is
@@ -208,6 +210,75 @@ export function hostReadlink(path: string, dirFd: number = c.AT_FDCWD): string |
 }
 
 /**
+ * Opens a host path for root without following a symlink that someone other
+ * than root could have put there: a symlink on the way is followed only when
+ * the directory holding it is writable by root alone. Where a user can write
+ * a directory of the path, they could otherwise swap an entry for a symlink
+ * between root's checks and its open, and have root copy a file only root
+ * may read (a 0644 file in a 0700 directory) into a jail under a readable
+ * name (peers-and-threats §2.11). The last component is never followed
+ * (`O_NOFOLLOW` is added). Throws `LibcError` as `openat` does, and
+ * `JkError` naming the symlink it refuses.
+ *
+ * @example
+ * ```ts
+ * const fd = openHostFile("/lib/x86_64-linux-gnu/libc.so.6", c.O_RDONLY); // /lib -> usr/lib is root's
+ * ```
+ */
+export function openHostFile(path: string, flags: number): number {
+  const final = flags | c.O_NOFOLLOW;
+  try {
+    // Fast path: no symlink anywhere on the way.
+    return c.openat2(c.AT_FDCWD, path, {
+      flags: final,
+      resolve: c.RESOLVE_NO_SYMLINKS | c.RESOLVE_NO_MAGICLINKS,
+    });
+  } catch (e) {
+    if (!(e instanceof c.LibcError) || ![c.ELOOP, c.ENOSYS, c.EPERM, c.EINVAL].includes(e.errno)) {
+      throw e;
+    }
+  }
+  const todo = components(path).reverse();
+  const last = todo.shift();
+  if (last === undefined) return c.open("/", final);
+  let fd = c.open("/", c.O_PATH | c.O_DIRECTORY);
+  let where = "";
+  let hops = 0;
+  try {
+    while (todo.length > 0) {
+      const name = todo.pop()!;
+      const st = c.statAt(fd, name, c.AT_SYMLINK_NOFOLLOW);
+      if (st && (st.mode & c.S_IFMT) === c.S_IFLNK) {
+        const dir = c.fstat(fd);
+        if (dir.uid !== 0 || dir.mode & 0o022) {
+          throw new JkError(
+            `${where}/${name} is a symlink in a directory others can write; not following it`,
+          );
+        }
+        if (++hops > MAX_SYMLINKS) throw new JkError(`${path}: too many levels of symbolic links`);
+        const target = c.readlinkat(fd, name);
+        if (target.startsWith("/")) {
+          c.close(fd);
+          fd = c.open("/", c.O_PATH | c.O_DIRECTORY);
+          where = "";
+        }
+        todo.push(...components(target).reverse());
+        continue;
+      }
+      const next = c.openat(fd, name, c.O_PATH | c.O_DIRECTORY | c.O_NOFOLLOW);
+      c.close(fd);
+      fd = next;
+      where = name === ".."
+        ? where.slice(0, Math.max(0, where.lastIndexOf("/")))
+        : `${where}/${name}`;
+    }
+    return c.openat(fd, last, final);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/**
  * Copies the rest of `from` into `to` (copy_file_range, falling back to
  * read/write where the kernel cannot).
  *
@@ -338,6 +409,9 @@ interface OverlayNode {
 
 let temporaryCounter = 0;
 
+/** The names `temporaryName` makes: `.jk_tmp.PID.N.RANDOM`. */
+const TEMPORARY = /^\.jk_tmp\.(\d+)\.\d+\.[0-9a-z]+$/;
+
 /** A name for a temporary file next to its final name: hidden, unique in this process. */
 function temporaryName(): string {
   return `.jk_tmp.${Deno.pid}.${++temporaryCounter}.${
@@ -366,6 +440,7 @@ export class Jail {
   readonly dryRun: boolean;
   readonly #cache = new Map<string, DirHandle>();
   readonly #overlay = new Map<string, OverlayNode | "removed">();
+  readonly #swept = new Set<string>();
   #fastPath: boolean;
   #tmpfile: boolean;
 
@@ -630,6 +705,7 @@ export class Jail {
   mkdir(dir: Dir, name: string, meta: NodeMeta): void {
     const fd = this.#use(dir);
     if (this.dryRun) return this.#record(dir, name, "dir", meta);
+    this.#sweep(dir);
     // Made under a temporary name and renamed into place once it has its
     // mode: a kill -9 between mkdir and chmod would otherwise leave a 0700
     // directory at the final name, which a rerun keeps (it never re-applies
@@ -680,6 +756,7 @@ export class Jail {
       const meta = { perm: 0o777, uid: options.uid ?? 0, gid: options.gid ?? 0 };
       return this.#record(dir, name, "symlink", meta, target);
     }
+    this.#sweep(dir);
     if (!options.replace) {
       c.symlinkat(target, fd, name);
     } else {
@@ -718,6 +795,7 @@ export class Jail {
   ): void {
     const dirFd = this.#use(dir);
     if (this.dryRun) return this.#record(dir, name, "file", meta);
+    this.#sweep(dir);
     let temporary: string | null = null;
     let fd = -1;
     if (this.#tmpfile) {
@@ -766,6 +844,7 @@ export class Jail {
   hardlink(dir: Dir, name: string, sourceFd: number, replace: boolean, meta: NodeMeta): void {
     const dirFd = this.#use(dir);
     if (this.dryRun) return this.#record(dir, name, "file", meta);
+    this.#sweep(dir);
     if (!replace) return c.linkat(sourceFd, "", dirFd, name, true);
     const temporary = temporaryName();
     c.linkat(sourceFd, "", dirFd, temporary, true);
@@ -818,6 +897,39 @@ export class Jail {
     else c.unlinkat(fd, name, directory ? c.AT_REMOVEDIR : 0);
     // A removed directory or link may be a component of a cached path.
     if (type === "dir" || type === "symlink") this.#dropCache();
+  }
+
+  /**
+   * Removes what a killed run left in `dir`, once per directory and run,
+   * before writing there: a `kill -9` between naming a finished file (or
+   * directory) temporarily and renaming it into place leaves the temporary,
+   * which the rerun would otherwise keep, and jk_check report. Only
+   * temporaries of processes that no longer exist, and only in directories
+   * root alone can write: elsewhere such a name proves nothing.
+   */
+  #sweep(dir: Dir): void {
+    if (this.dryRun || dir.fd < 0 || this.#swept.has(dir.path)) return;
+    this.#swept.add(dir.path);
+    // Without /proc the living cannot be told from the dead: leave everything.
+    if (!c.statAt(c.AT_FDCWD, "/proc/self", 0)) return;
+    const own = c.fstat(dir.fd);
+    if (own.uid !== 0 || own.mode & 0o022) return;
+    const listing = c.openat(dir.fd, ".", c.O_RDONLY | c.O_DIRECTORY);
+    let entries: c.DirEntry[];
+    try {
+      entries = c.readDirFd(listing);
+    } finally {
+      c.close(listing);
+    }
+    for (const { name, type } of entries) {
+      const pid = TEMPORARY.exec(name)?.[1];
+      if (pid === undefined || c.statAt(c.AT_FDCWD, `/proc/${pid}`, 0)) continue;
+      try {
+        c.unlinkat(dir.fd, name, type === 4 ? c.AT_REMOVEDIR : 0);
+      } catch {
+        // Best effort: a leftover is hidden and harmless.
+      }
+    }
   }
 
   /** Checks a handle before use; returns its fd. */

@@ -62,11 +62,14 @@ import {
   getpwnam,
   getpwuid,
   O_CREAT,
+  O_DIRECTORY,
   O_NOFOLLOW,
+  O_PATH,
   O_RDWR,
   O_TRUNC,
   O_WRONLY,
   open,
+  openat,
   type PasswdEntry,
   setgroups,
   setresgid,
@@ -285,29 +288,40 @@ export function checkedExecutable(path: string): string {
   return resolved;
 }
 
-/** A pidfile written by us, removed again if the launch fails. */
+/**
+ * A pidfile written by us, removed again if the launch fails. Its directory
+ * is held open (close-on-exec): after chroot its path means nothing.
+ */
 interface Pidfile {
-  path: string;
+  dirFd: number;
+  name: string;
   dev: bigint;
   ino: bigint;
 }
 
 /** Writes our pid (which execve keeps) to a new or truncated file, not through a symlink. */
 function writePidfile(path: string): Pidfile {
-  if (!path.startsWith("/")) {
-    throw new JkError(`abort, pidfile ${path} is not an absolute path`, EXIT.pidfile);
+  const failed = (why: string) =>
+    new JkError(`abort, failed to write pid to ${path}: ${why}`, EXIT.pidfile);
+  if (!path.startsWith("/") || path.endsWith("/")) throw failed("not an absolute path to a file");
+  let dirFd: number;
+  try {
+    dirFd = open(dirname(path), O_PATH | O_DIRECTORY);
+  } catch (e) {
+    throw failed(errorText(e));
   }
   let fd: number;
   try {
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644);
+    fd = openat(dirFd, basename(path), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644);
   } catch (e) {
-    throw new JkError(`abort, failed to write pid to ${path}: ${errorText(e)}`, EXIT.pidfile);
+    close(dirFd);
+    throw failed(errorText(e));
   }
   try {
     fchmod(fd, 0o644);
     write(fd, new TextEncoder().encode(`${Deno.pid}\n`));
     const { dev, ino } = fstat(fd);
-    return { path, dev, ino };
+    return { dirFd, name: basename(path), dev, ino };
   } finally {
     close(fd);
   }
@@ -315,9 +329,9 @@ function writePidfile(path: string): Pidfile {
 
 function removePidfile(pidfile: Pidfile): void {
   try {
-    const st = statAt(AT_FDCWD, pidfile.path, AT_SYMLINK_NOFOLLOW);
+    const st = statAt(pidfile.dirFd, pidfile.name, AT_SYMLINK_NOFOLLOW);
     if (st && st.dev === pidfile.dev && st.ino === pidfile.ino) {
-      unlinkat(AT_FDCWD, pidfile.path, 0);
+      unlinkat(pidfile.dirFd, pidfile.name, 0);
     }
   } catch {
     // it is only a stale pidfile

@@ -330,7 +330,8 @@ const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
  *
  * @example
  * ```ts
- * quoteWords(["rsync", "--server", "dest dir/", "it's"]); // "rsync --server 'dest dir/' 'it'\\''s'"
+ * quoteWords(["rsync", "--server", "dest dir/", "it's"]);
+ * // "rsync --server 'dest dir/' 'it'\\''s'"
  * ```
  */
 export function quoteWords(words: readonly string[]): string {

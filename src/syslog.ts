@@ -287,7 +287,10 @@ export class DenoTransport implements SyslogTransport<Promise<void>> {
       sent.catch(() => {}); // a send cancelled by the close below must not surface
       // timeoutMs 0: no timer, a full queue waits as glibc's syslog(3) does. Deno's
       // first setTimeout costs about 10 ms of start-up, too much on the login path (jk_lsh).
-      if (this.timeoutMs <= 0) return await sent;
+      if (this.timeoutMs <= 0) {
+        await sent;
+        return;
+      }
       const timedOut = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), this.timeoutMs);
       });
@@ -295,7 +298,7 @@ export class DenoTransport implements SyslogTransport<Promise<void>> {
     } catch {
       // no socket, no permission, no --unstable-net: drop the message
     } finally {
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
     }
   }
 

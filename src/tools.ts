@@ -213,6 +213,33 @@ export const TOOLS: readonly Tool[] = [
       "directories inside the jail after chroot. Env: the daemon gets the caller's " +
       "environment, as in jailkit. No write through Deno, no run, no net.",
   },
+  {
+    name: "jk_uchroot",
+    entry: "shells/jk_uchroot.ts",
+    dir: "usr/bin",
+    privileged: true,
+    permissions: () => ["--allow-ffi", "--allow-read"],
+    why: "lets listed users run a program in a listed jail, setuid root (or --caps) behind " +
+      "the trampoline. FFI for chroot, setgroups/setresgid/setresuid, capabilities, prctl, " +
+      "the caller's environment on fd 3, syslog and execve — FFI amounts to everything. " +
+      "Reads are unscoped because the allowed jails are wherever its ini says: the jail and " +
+      "every ancestor are lstat'ed, then the jail's /etc/passwd, /etc/group and the " +
+      "executable, after chroot and the drop. No env, no write, no run, no net.",
+  },
+  {
+    name: "jk_procmailwrapper",
+    entry: "shells/jk_procmailwrapper.ts",
+    dir: "usr/sbin",
+    privileged: true,
+    permissions: () => ["--allow-ffi", "--allow-read"],
+    why: "the MTA's delivery command, setuid root (or --caps) behind the trampoline: runs " +
+      "procmail as the recipient, in their jail if their home says so. FFI for chroot, " +
+      "setgroups/setresgid/setresuid, capabilities, prctl, the MTA's environment on fd 3, " +
+      "syslog and execve — FFI amounts to everything. Reads are unscoped because the jail is " +
+      "wherever the user's home says: the jail, its ancestors and the home are lstat'ed, then " +
+      "the jail's /etc/passwd, /etc/group and procmail after chroot. No env, no write, no " +
+      "run, no net.",
+  },
 ];
 
 /**

@@ -375,7 +375,7 @@ Deno.test("policy: program resolution and the clean environment", () => {
   });
 });
 
-Deno.test("fence: default transfer tools plus config/jk_lsh.ini executables, absolute only", async () => {
+Deno.test("fence: the transfer tools plus config/jk_lsh.ini executables, absolute", async () => {
   const fence = lshFence();
   for (const p of LSH_DEFAULT_FENCE) assert.ok(fence.includes(p));
   const dir = await Deno.makeTempDir();

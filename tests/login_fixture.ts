@@ -147,7 +147,7 @@ export async function sshdAvailable(): Promise<boolean> {
   }
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -192,7 +192,7 @@ export async function startSshd(
   await Deno.chown(ssh, user.uid, user.gid);
   await Deno.chown(`${ssh}/authorized_keys`, user.uid, user.gid);
 
-  const port = await freePort();
+  const port = freePort();
   await Deno.writeTextFile(
     `${dir}/sshd_config`,
     [

@@ -400,6 +400,64 @@ Deno.test({
 });
 
 Deno.test({
+  name: "RACE jk_cp and jk_update reading a host tree the user can write: a directory " +
+    "swapped for a link to a root-only directory mid-copy never brings its files in",
+  ignore: !root,
+  fn: async () => {
+    const { base, jail, remove } = await freshJail("race-host");
+    const user = await createUser();
+    const flippers: Flipper[] = [];
+    try {
+      // The admin copies a tree the user owns (a web root, say) into the jail.
+      const pub = `${base}/pub`;
+      for (const dir of ["sub", "touched"]) {
+        for (const rel of SOURCE_FILES) {
+          const path = `${pub}/${dir}/${rel}`;
+          await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+          await Deno.writeTextFile(path, `public ${dir}/${rel}\n`);
+        }
+      }
+      await runCommand("chown", ["-R", `${user.uid}:${user.gid}`, pub]);
+      const victims = await makeVictims(base, SOURCE_FILES);
+      const before = await victims.digest();
+      const first = await runTool("jk_cp", ["-j", jail, pub]);
+      assert.equal(first.code, 0, first.stderr);
+
+      flippers.push(
+        // Free running, and timed by inotify to the moment root lists the directory.
+        await startFlipper(["swap", pub, "sub", victims.secret, "30"], user),
+        await startFlipper(["ontouch", pub, "touched", victims.secret, "3000"], user),
+      );
+      const codes = await repeatFor(
+        RACE_MS,
+        (round) =>
+          runTool(
+            round % 2 ? "jk_update" : "jk_cp",
+            round % 2 ? ["-j", jail, pub] : ["-f", "-j", jail, pub],
+          ),
+        [0, 6, 7],
+        "jk_cp/jk_update",
+      );
+      const flips = await stopAll(flippers.splice(0));
+      assert.ok(flips.every((n) => n > 0), `the flippers ran: ${flips} (codes ${[...codes]})`);
+
+      // The link itself is copied as a link, and its target with the host's
+      // modes: root-only files may sit in the jail's copy of the 0700
+      // directory, and nowhere else.
+      const mirror = `${jail}${victims.secret}`;
+      const holding = await filesHolding(jail, victims.token);
+      assert.deepEqual(holding.filter((f) => !f.startsWith(`${mirror}/`)), [], "copied in");
+      if (holding.length > 0) assert.equal((await Deno.stat(mirror)).mode! & 0o777, 0o700);
+      assert.equal(await victims.digest(), before, "nothing outside the jail changed");
+    } finally {
+      await stopAll(flippers).catch(() => {});
+      await user.remove();
+      await remove();
+    }
+  },
+});
+
+Deno.test({
   name: "RACE jk_cp -f: a jail file swapped for a hard link of an outside file mid-run " +
     "is replaced by name; the outside file is never written",
   ignore: !root,

@@ -72,7 +72,8 @@ async function debianSetup(
   await Deno.writeTextFile(`${jail}/etc/jailkit/jk_lsh.ini`, `[DEFAULT]\n${RSYNC_SECTION}`);
   await Deno.writeTextFile(
     `${jail}/etc/passwd`,
-    `root:x:0:0::/root:/bin/false\n${user.name}:x:${user.uid}:${user.gid}::/home/${user.name}:${DEBIAN_LSH}\n`,
+    `root:x:0:0::/root:/bin/false\n` +
+      `${user.name}:x:${user.uid}:${user.gid}::/home/${user.name}:${DEBIAN_LSH}\n`,
   );
   await Deno.writeTextFile(`${jail}/etc/group`, `root:x:0:\n${user.name}:x:${user.gid}:\n`);
   await Deno.mkdir(`${jail}/home/${user.name}`, { recursive: true });
