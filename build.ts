@@ -16,7 +16,7 @@
  * @module
  */
 
-import { join, resolve } from "node:path";
+import { join, resolve } from "./src/paths.ts";
 import { JkError, parseCommandLine, runMain } from "./src/cli.ts";
 import { stageSources } from "./src/install.ts";
 import type { Site } from "./src/site.ts";

@@ -47,15 +47,15 @@
  * @module
  */
 
-import process from "node:process";
-import { basename, normalize } from "node:path";
-import { errorText } from "../src/cli.ts";
+import { basename, normalize } from "../src/paths.ts";
+import { errorText } from "../src/errors.ts";
 import { IniSection, readIniFileIfPresent, sectionForUser, unknownKeys } from "../src/ini.ts";
 import { checkAncestors, checkJail, checkPath, type Finding } from "../src/jailsafety.ts";
 import { chdir } from "../src/libc.ts";
 import { type GroupEntry, parseGroup, parsePasswd, type PasswdEntry } from "../src/passwd.ts";
 import {
   callerEnvironment,
+  commandLine,
   dropTo,
   enterJail,
   execOrDie,
@@ -265,9 +265,9 @@ export function jailedEnvironment(
 export function shellArgv(
   argv0: string,
   shell: string,
-  args: readonly string[],
+  args: readonly (string | Uint8Array)[],
   loginShell: boolean,
-): string[] {
+): (string | Uint8Array)[] {
   const first = argv0.startsWith("-") ? `-${basename(shell)}` : shell;
   return [first, ...(loginShell ? ["--login"] : []), ...args];
 }
@@ -475,7 +475,8 @@ interface Context {
   log: ChrootshLog;
   hardening: Hardening;
   argv0: string;
-  args: string[];
+  /** The caller's arguments as raw bytes, passed on to the shell unchanged. */
+  args: Uint8Array[];
 }
 
 /**
@@ -531,7 +532,9 @@ async function run(ctx: Context): Promise<never> {
 
   log.write(
     LOG_INFO,
-    `now entering jail ${jail} for user ${who(me)} with arguments ${args.join(" ")}`,
+    `now entering jail ${jail} for user ${who(me)} with arguments ${
+      args.map((a) => new TextDecoder().decode(a)).join(" ")
+    }`,
   );
   step(() => enterJail(jail), {
     chdir: (d) => `chdir(${jail}) failed: ${d}, check the permissions for ${jail}`,
@@ -763,7 +766,8 @@ async function main(): Promise<never> {
   const log = new ChrootshLog();
   log.connect();
   try {
-    return await run({ log, hardening, argv0: process.argv0, args: Deno.args });
+    const { argv0, args } = commandLine();
+    return await run({ log, hardening, argv0, args });
   } catch (e) {
     const abort = e instanceof Abort
       ? e

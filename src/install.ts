@@ -21,7 +21,7 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "./paths.ts";
 import { JkError, parseCommandLine, runMain } from "./cli.ts";
 import { compileLauncher, type LauncherSpec } from "./launchers.ts";
 import { libDir, logSocketPath, type Site, toolPath, validateSite } from "./site.ts";
@@ -207,6 +207,27 @@ async function installConfig(site: Site, log: (l: string) => void): Promise<void
   }
 }
 
+/**
+ * Installs the systemd units of config/ (jk_socketd.service) into
+ * PREFIX/etc/systemd/system, paths rewritten for the site; an existing unit is
+ * kept and the new one becomes `.dist`. Nothing is enabled or started.
+ */
+async function installUnits(site: Site, log: (l: string) => void): Promise<void> {
+  const dir = `${site.prefix}/etc/systemd/system`;
+  for await (const entry of Deno.readDir(join(REPO, "config"))) {
+    if (!entry.isFile || !entry.name.endsWith(".service")) continue;
+    const text = sitePaths(await Deno.readTextFile(join(REPO, "config", entry.name)), site);
+    await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+    let dest = join(dir, entry.name);
+    if (await exists(dest)) dest += ".dist";
+    log(`unit      ${dest}`);
+    const staged = `${dest}.new`;
+    await Deno.writeTextFile(staged, text, { mode: 0o644 });
+    await Deno.chmod(staged, 0o644);
+    await Deno.rename(staged, dest);
+  }
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
@@ -286,6 +307,7 @@ export async function install(options: InstallOptions): Promise<void> {
   }
   await linkLogSocket(site, log);
   await installConfig(site, log);
+  await installUnits(site, log);
   const chrootsh = TOOLS.find((t) => t.name === "jk_chrootsh");
   if (chrootsh) await registerShell(site, toolPath(site, chrootsh.dir, chrootsh.name), log);
   log(`installed ${TOOLS.length} tools below ${site.prefix || "/"}`);

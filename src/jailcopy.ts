@@ -39,7 +39,7 @@
  * @module
  */
 
-import { dirname, posix } from "node:path";
+import { basename, dirname, join, normalize } from "./paths.ts";
 import { errorText, JkError } from "./cli.ts";
 import { type Closure, DepResolver, type ResolvedFile } from "./deps.ts";
 import { isElf } from "./elf.ts";
@@ -191,7 +191,7 @@ export class CopyEngine {
    */
   mirrorDir(hostDir: string, options: MirrorOptions = {}): boolean {
     try {
-      this.#ensureDir(posix.normalize(hostDir), options);
+      this.#ensureDir(normalize(hostDir), options);
       return true;
     } catch (e) {
       if (e instanceof JailEscapeError) throw e;
@@ -211,7 +211,7 @@ export class CopyEngine {
    * ```
    */
   createDevice(hostDevice: string, options: { keepOwner?: boolean } = {}): boolean {
-    const path = posix.normalize(hostDevice);
+    const path = normalize(hostDevice);
     try {
       const st = hostStat(path);
       if (!st) throw new JkError("no such file or directory");
@@ -244,7 +244,7 @@ export class CopyEngine {
   /** The host entry `path` as (directory fd, name) while its directory is listed, else (AT_FDCWD, path). */
   #hostEntry(path: string): [number, string] {
     const fd = this.#listing.get(dirname(path));
-    return fd === undefined ? [c.AT_FDCWD, path] : [fd, posix.basename(path)];
+    return fd === undefined ? [c.AT_FDCWD, path] : [fd, basename(path)];
   }
 
   /**
@@ -268,7 +268,7 @@ export class CopyEngine {
       this.#fail(`${given}: not an absolute path`);
       return;
     }
-    const path = posix.normalize(given).replace(/(.)\/+$/, "$1");
+    const path = normalize(given).replace(/(.)\/+$/, "$1");
     if (this.handled.has(path)) return;
     let st: NodeStat | null;
     try {
@@ -349,7 +349,7 @@ export class CopyEngine {
     const target = hostReadlink(entry, at);
     if (target === null) throw new JkError("it is no longer a symlink");
     const dir = this.#ensureDir(dirname(path), mirrorOf(options));
-    const name = posix.basename(path);
+    const name = basename(path);
     const shown = this.#show(dir, name);
     const dest = this.jail.stat(dir, name);
     const owner = options.keepOwner ? ownerOf(hostLstat(entry, at)) : ROOT_OWNED;
@@ -369,12 +369,12 @@ export class CopyEngine {
     }
     // The whole chain: the target (resolved on the host) is copied too.
     const base = target.includes("..") ? realDir(dirname(path)) : dirname(path);
-    this.#copyOne(target.startsWith("/") ? target : posix.join(base, target), options);
+    this.#copyOne(target.startsWith("/") ? target : join(base, target), options);
   }
 
   #copyDirectory(path: string, options: CopyOptions): void {
     const parent = this.#ensureDir(dirname(path), mirrorOf(options));
-    const name = posix.basename(path);
+    const name = basename(path);
     const dest = path === "/" ? null : this.jail.stat(parent, name);
     if (dest?.type === "dir") this.#detail(`Destination dir ${this.#show(parent, name)} exists`);
     else if (path !== "/") this.#ensureDir(path, mirrorOf(options));
@@ -433,7 +433,7 @@ export class CopyEngine {
   }
 
   #placeFile(path: string, source: number, st: NodeStat, dir: Dir, options: CopyOptions): void {
-    const name = posix.basename(path);
+    const name = basename(path);
     const shown = this.#show(dir, name);
     const dest = this.jail.stat(dir, name);
     const inJail = dir.path === "/" ? `/${name}` : `${dir.path}/${name}`;
@@ -499,7 +499,7 @@ export class CopyEngine {
   }
 
   #device(path: string, st: NodeStat, dir: Dir, keepOwner: boolean): void {
-    const name = posix.basename(path);
+    const name = basename(path);
     const shown = this.#show(dir, name);
     if (this.jail.stat(dir, name)) {
       this.#detail(`Device ${shown} does exist already`);
@@ -659,11 +659,11 @@ function globRegExp(part: string): RegExp {
  * ```
  */
 export function resolveProgram(name: string, path: string, cwd: string): string | null {
-  if (name.startsWith("/")) return posix.normalize(name);
-  if (name.includes("/")) return posix.join(cwd, name);
+  if (name.startsWith("/")) return normalize(name);
+  if (name.includes("/")) return join(cwd, name);
   for (const dir of path.split(":")) {
     if (!dir.startsWith("/")) continue;
-    const candidate = posix.join(dir, name);
+    const candidate = join(dir, name);
     if (hostStat(candidate)) return candidate;
   }
   return null;

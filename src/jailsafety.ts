@@ -19,7 +19,7 @@
  * @module
  */
 
-import { dirname, join, normalize } from "node:path";
+import { dirname, join, normalize } from "./paths.ts";
 
 /** What is wrong with one path. */
 export type Problem =

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { posix } from "node:path";
+import { resolve } from "./paths.ts";
 import { JkError, parseCommandLine, runMain } from "./cli.ts";
 import { consoleReporter, CopyEngine, resolveProgram } from "./jailcopy.ts";
 import { hostLstat, Jail, UNSAFE_EXIT } from "./jailfs.ts";
@@ -107,7 +107,7 @@ export function jkCp(args: string[], context: CpContext): number {
       EXIT.missingArguments,
     );
   }
-  const jailPath = posix.resolve(context.cwd, jailArg);
+  const jailPath = resolve(context.cwd, jailArg);
   const info = hostLstat(jailPath);
   if (info?.type === "symlink") {
     throw new JkError(`${jailPath} is a symlink, please point to the real directory`, EXIT.unsafe);

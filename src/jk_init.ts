@@ -51,7 +51,7 @@
  * @module
  */
 
-import { isAbsolute, normalize, resolve } from "node:path";
+import { isAbsolute, normalize, resolve } from "./paths.ts";
 import { errorText, JkError, parseCommandLine, runMain } from "./cli.ts";
 import { IniError, type IniFile, type IniSection, readIniFile, unknownKeys } from "./ini.ts";
 import { checkJail } from "./jailsafety.ts";

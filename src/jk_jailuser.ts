@@ -36,7 +36,7 @@
  * @module
  */
 
-import { basename, dirname, normalize, resolve } from "node:path";
+import { basename, dirname, normalize, resolve } from "./paths.ts";
 import { errorText, JkError, parseCommandLine, runMain, warn } from "./cli.ts";
 import { RootedPaths } from "./deps.ts";
 import { checkJail } from "./jailsafety.ts";

@@ -1285,12 +1285,12 @@ async function runDaemon(options: DaemonOptions, detached: boolean): Promise<num
     }
     const relay = await startRelay(resources, user, report, stopped);
     if (!relay) return stop(resources, report, "before the relay was ready");
+    chdir("/");
+    if (options.pidfile) writePidfile(options.pidfile, Deno.pid, resources);
     report.say(
       LOG_NOTICE,
       `version 2.23, relaying as nobody (${user.uid}:${user.gid}) in ${socketdRoot(INSTALLED)}`,
     );
-    chdir("/");
-    if (options.pidfile) writePidfile(options.pidfile, Deno.pid, resources);
     if (detached) {
       console.log(READY);
       detachStdio();

@@ -220,6 +220,8 @@ export function update(plan: UpdatePlan, reporter: Reporter): number {
         jail.remove(dir, baseName(path), directory);
       } catch (e) {
         if (e instanceof JailEscapeError) throw e;
+        // Already gone: a temporary a killed run left, removed by the copies above.
+        if (e instanceof c.LibcError && e.errno === c.ENOENT) continue;
         if (directory && e instanceof c.LibcError && e.errno === c.ENOTEMPTY) {
           if (plan.verbose) reporter.verbose(`${jail.show(path)} is not empty, kept`);
           continue;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { dirname, join } from "node:path";
+import { dirname, join } from "./paths.ts";
 
 /** What one native entry point execs. */
 export interface LauncherSpec {

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { posix } from "node:path";
+import { normalize } from "./paths.ts";
 import { errorText, JkError } from "./cli.ts";
 
 /** A malformed or unreadable `ld.so.cache`. */
@@ -566,7 +566,7 @@ export function readLdSoConf(path: string, files: ConfFileAccess = HOST_FILES): 
     }
     // Normalised lexically so that "sub/../x.conf" and "x.conf" are seen as one
     // file by the loop check (ld.so.conf trees do not rely on symlinked "..").
-    const full = posix.normalize(
+    const full = normalize(
       pattern.startsWith("/") || !from.includes("/")
         ? pattern
         : `${from.slice(0, from.lastIndexOf("/") + 1)}${pattern}`,

@@ -299,18 +299,22 @@ const encoder = new TextEncoder();
  * A NUL-terminated UTF-8 copy of `text`. Refuses an embedded NUL, which C
  * would silently treat as the end (`"/srv/jail\0/.."` would become `/srv/jail`).
  */
-function cstr(text: string, what: string): Uint8Array<ArrayBuffer> {
-  if (text.includes("\0")) {
-    throw new JkError(`${what}: ${JSON.stringify(text)} contains a NUL byte`);
+function cstr(text: string | Uint8Array, what: string): Uint8Array<ArrayBuffer> {
+  const bytes = typeof text === "string" ? encoder.encode(text) : text;
+  if (bytes.includes(0)) {
+    const shown = typeof text === "string" ? text : new TextDecoder().decode(text);
+    throw new JkError(`${what}: ${JSON.stringify(shown)} contains a NUL byte`);
   }
-  const bytes = encoder.encode(text);
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
   return out;
 }
 
 /** A NULL-terminated `char *[]` and the strings it points to (keep both alive). */
-function cstrArray(items: string[], what: string): { array: BigUint64Array; strings: unknown[] } {
+function cstrArray(
+  items: (string | Uint8Array)[],
+  what: string,
+): { array: BigUint64Array; strings: unknown[] } {
   const strings = items.map((s) => cstr(s, what));
   const array = new BigUint64Array(items.length + 1);
   strings.forEach((s, i) => array[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
@@ -1338,7 +1342,11 @@ export function send(fd: number, data: Uint8Array, flags = 0): number {
  * execve("/bin/bash", ["-bash"], ["PATH=/usr/bin:/bin", "HOME=/home/alice"]);
  * ```
  */
-export function execve(path: string, argv: readonly string[], envp: readonly string[]): never {
+export function execve(
+  path: string,
+  argv: readonly (string | Uint8Array)[],
+  envp: readonly string[],
+): never {
   const file = cstr(path, "execve");
   const args = cstrArray([...argv], "execve argument");
   const env = cstrArray([...envp], "execve environment entry");

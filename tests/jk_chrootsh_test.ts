@@ -284,6 +284,18 @@ for (const mode of ["setuid", "caps"] as const) {
   });
 }
 
+Deno.test("jk_chrootsh: arguments reach the jailed shell byte for byte, also when not UTF-8", async () => {
+  await withJail(SETUID, {}, async (j) => {
+    // A Latin-1 file name: Deno.args would read it as U+FFFD; the shell must get 0xE9.
+    const r = await asUser(j, `exec ${j.site.chrootsh} -c $'printf %s caf\\xe9 > /home/user/name'`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([...await Deno.readFile(`${j.home}/name`)], [
+      ...new TextEncoder().encode("caf"),
+      0xe9,
+    ]);
+  });
+});
+
 Deno.test("jk_chrootsh: the user sees only the jail, and no_new_privs makes setuid files inert", async () => {
   await withJail(SETUID, {}, async (j) => {
     await Deno.copyFile(`${j.dir}/usr/bin/id`, `${j.dir}/usr/bin/id-suid`);

@@ -416,6 +416,23 @@ Deno.test("a flood from inside a jail is held to the configured rate; the daemon
   }
 });
 
+Deno.test("if the relay dies, the monitor removes the sockets and exits 1", async () => {
+  await withJail(async ({ socketPath, upstream }) => {
+    const host = new LogListener(upstream);
+    try {
+      const daemon = await startDaemon([`--socket=${socketPath}`, `--log-socket=${upstream}`]);
+      Deno.kill(relayPid(daemon.child.pid), "SIGKILL");
+      const end = await daemon.ended;
+      assert.equal(end.code, 1);
+      await daemon.stdout.waitFor(/the relay ended unexpectedly/);
+      await assert.rejects(Deno.lstat(socketPath), Deno.errors.NotFound);
+      assert.equal(await daemonProcesses(), "");
+    } finally {
+      await host.close();
+    }
+  });
+});
+
 Deno.test("reconnects to the log socket after the syslog daemon restarts", async () => {
   await withJail(async ({ socketPath, upstream }) => {
     let host = new LogListener(upstream);
@@ -621,4 +638,14 @@ Deno.test("a second daemon does not steal a socket another one serves", async ()
       await host.close();
     }
   });
+});
+
+Deno.test("the systemd unit is installed for the site and runs the daemon in the foreground", async () => {
+  const site = await testSite();
+  const unit = `${site.prefix}/etc/systemd/system/jk_socketd.service`;
+  const text = await Deno.readTextFile(unit);
+  assert.match(text, new RegExp(`^ExecStart=${site.prefix}/usr/sbin/jk_socketd -n$`, "m"));
+  assert.match(text, /^KillMode=mixed$/m);
+  const analyze = await runCommand("systemd-analyze", ["verify", unit]).catch(() => null);
+  if (analyze) assert.equal(analyze.code, 0, analyze.stderr);
 });

@@ -173,21 +173,25 @@ async function syscallCounts(
     ...args,
   ]);
   assert.equal(r.code, 0, `${tool} under strace: ${r.stderr}`);
-  // Lines are "PID syscall(...": the tool's main thread is the first pid.
-  const lines = (await Deno.readTextFile(log)).split("\n").filter((l) => /^\d+ \w+\(/.test(l));
+  // Lines are "PID  syscall(...": the main thread's id is the process id,
+  // lower than those of the threads it starts.
+  const calls = [...(await Deno.readTextFile(log)).matchAll(/^(\d+)\s+(\w+)\(/gm)];
   await Deno.remove(log);
-  const main = lines[0]?.split(" ")[0];
+  const main = Math.min(...calls.map((m) => Number(m[1])));
   const counts = new Map<string, number>();
-  for (const line of lines) {
-    const [pid, rest] = line.split(" ", 2);
-    if (pid !== main) continue;
-    const name = rest.slice(0, rest.indexOf("("));
-    counts.set(name, (counts.get(name) ?? 0) + 1);
+  for (const [, pid, name] of calls) {
+    if (Number(pid) === main) counts.set(name, (counts.get(name) ?? 0) + 1);
   }
   return counts;
 }
 
-/** Seeded kill points: `timed` delays within `runMs`, and strace points over `counts`. */
+/**
+ * Seeded kill points: `timed` delays within `runMs`; with strace, `traced`
+ * points uniform over every mutating call of the run, plus one at a random
+ * call of each syscall that opens a narrow window (a directory made but not
+ * yet renamed into place, a file linked under its temporary name, a removal
+ * half done), so each is hit whatever the seed.
+ */
 function killPoints(
   rng: Rng,
   timed: number,
@@ -197,12 +201,16 @@ function killPoints(
 ): KillPoint[] {
   const points: KillPoint[] = [];
   for (let i = 0; i < timed; i++) points.push({ delayMs: Math.round(rng.next() * runMs * 1.1) });
-  // Uniform over every mutating call the run makes.
-  const calls = counts ? [...counts].flatMap(([syscall, n]) => Array(n).fill(syscall)) : [];
+  if (!counts) return points;
+  const calls = [...counts].flatMap(([syscall, n]) => Array<string>(n).fill(syscall));
   for (let i = 0; i < traced && calls.length > 0; i++) {
     const at = rng.int(calls.length);
     const syscall = calls[at];
     points.push({ syscall, nth: calls.slice(0, at + 1).filter((s) => s === syscall).length });
+  }
+  for (const syscall of ["mkdirat", "renameat2", "linkat", "unlinkat", "mknodat"]) {
+    const n = counts.get(syscall) ?? 0;
+    if (n > 0) points.push({ syscall, nth: 1 + rng.int(n) });
   }
   return points;
 }
@@ -286,7 +294,7 @@ Deno.test({
       const counts = haveStrace
         ? await syscallCounts("jk_init", argsFor(`${dir}/counted`), dir)
         : null;
-      const points = killPoints(rng, 6, runMs, counts, haveStrace ? 14 : 0);
+      const points = killPoints(rng, 6, runMs, counts, 10);
       // The jail directory does not exist yet: jk_init creates it.
       const trials = await killAndRerun(
         "jk_init",
@@ -346,7 +354,7 @@ Deno.test({
         await prepare(`${dir}/counted`);
         counts = await syscallCounts("jk_update", argsFor(`${dir}/counted`), dir);
       }
-      const points = killPoints(rng, 6, runMs, counts, haveStrace ? 14 : 0);
+      const points = killPoints(rng, 6, runMs, counts, 10);
       const trials = await killAndRerun("jk_update", argsFor, points, prepare, reference, rng.seed);
       assertKillsLanded(trials, rng.seed);
     } finally {
