@@ -2157,17 +2157,21 @@ const CMSG_HEADER = 16;
 export class MessageReceiver {
   readonly #data: Uint8Array<ArrayBuffer>;
   readonly #control: Uint8Array<ArrayBuffer>;
-  readonly #iov = new BigUint64Array(2);
+  // Buffers whose addresses go into the msghdr are made from explicit
+  // ArrayBuffers: those live outside the V8 heap and never move, while a small
+  // typed array made from a length may sit on the heap, where a collection can
+  // move it.
+  readonly #iov = new BigUint64Array(new ArrayBuffer(16));
   readonly #header = new Uint8Array(56);
   readonly #headerView = new DataView(this.#header.buffer);
   readonly #controlView: DataView;
 
   /** @param options capacity and which ancillary data to make room for */
   constructor(options: ReceiverOptions) {
-    this.#data = new Uint8Array(options.capacity);
+    this.#data = new Uint8Array(new ArrayBuffer(options.capacity));
     const room = (options.credentials ? cmsgAlign(CMSG_HEADER + 12) : 0) +
       (options.maxFds ? cmsgAlign(CMSG_HEADER + 4 * options.maxFds) : 0);
-    this.#control = new Uint8Array(Math.max(room, 8));
+    this.#control = new Uint8Array(new ArrayBuffer(Math.max(room, 8)));
     this.#controlView = new DataView(this.#control.buffer);
     const address = (b: Uint8Array) =>
       BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b as Uint8Array<ArrayBuffer>)));
@@ -2242,16 +2246,20 @@ export class MessageReceiver {
  * ```
  */
 export function sendWithFd(fd: number, data: Uint8Array, passFd: number): number {
-  const control = new Uint8Array(cmsgAlign(CMSG_HEADER + 4));
+  // Off-heap buffers (explicit ArrayBuffers): their addresses go into the msghdr.
+  const control = new Uint8Array(new ArrayBuffer(cmsgAlign(CMSG_HEADER + 4)));
   const c = new DataView(control.buffer);
   c.setBigUint64(0, BigInt(CMSG_HEADER + 4), true);
   c.setInt32(8, SOL_SOCKET, true);
   c.setInt32(12, SCM_RIGHTS, true);
   c.setInt32(16, passFd, true);
-  const body = Uint8Array.from(data);
+  const body = new Uint8Array(new ArrayBuffer(data.length));
+  body.set(data);
   const address = (b: Uint8Array) =>
     BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b as Uint8Array<ArrayBuffer>)));
-  const iov = new BigUint64Array([address(body), BigInt(body.length)]);
+  const iov = new BigUint64Array(new ArrayBuffer(16));
+  iov[0] = address(body);
+  iov[1] = BigInt(body.length);
   const header = new Uint8Array(56);
   const h = new DataView(header.buffer);
   h.setBigUint64(16, address(new Uint8Array(iov.buffer)), true);

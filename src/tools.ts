@@ -12,7 +12,10 @@
  *   bare `--allow-run` names at run time, against the caller's cwd and PATH);
  * - every tool gets `--no-prompt` (a prompt would let the person at the
  *   terminal grant themselves permissions);
- * - privileged tools also get `--no-code-cache` (the cache lives in $TMPDIR);
+ * - every tool gets `--no-code-cache`: a compiled binary keeps its V8 code
+ *   cache at `$TMPDIR/deno-compile-<name>.cache`, which any local user can
+ *   create first in /tmp, and root runs most of these tools (a forged cache
+ *   is code execution); the few milliseconds it saves are not worth that;
  * - `--allow-ffi` and `--allow-run` amount to everything: Deno documents both as
  *   equivalent to `--allow-all`. Rows that need them say why.
  *
@@ -256,17 +259,17 @@ export function findTool(name: string): Tool | undefined {
 
 /**
  * Flags shared by `deno run` and `deno compile` for one tool: prompt off, code
- * cache off when privileged, unstable features, then the permissions.
+ * cache off, unstable features, then the permissions.
  *
  * @example
  * ```ts
  * toolFlags(findTool("jk_list")!, { prefix: "", sysconfdir: "/etc/jailkit" });
- * // ["--no-prompt", "--allow-all"]
+ * // ["--no-prompt", "--no-code-cache", "--allow-all"]
  * ```
  */
 export function toolFlags(tool: Tool, site: Site): string[] {
   const flags = ["--no-prompt"];
-  if (tool.privileged) flags.push("--no-code-cache");
+  flags.push("--no-code-cache");
   for (const feature of tool.unstable ?? []) flags.push(`--unstable-${feature}`);
   flags.push(...tool.permissions(site));
   return flags;
