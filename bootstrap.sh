@@ -14,7 +14,7 @@ case "$job" in demo|test|deps) ;; *) echo "usage: $0 demo|test|deps" >&2; exit 2
 # Debian packages the tools and tests use: a C compiler for the trampoline,
 # setcap, sshd/ssh/sftp/scp/rsync for the end-to-end tests, binutils (readelf)
 # and procmail for the tests that compare against them.
-packages="gcc libc6-dev libcap2-bin openssh-server openssh-client openssh-sftp-server rsync sshpass binutils procmail git perl python3"
+packages="gcc libc6-dev libcap2-bin openssh-server openssh-client openssh-sftp-server rsync sshpass binutils procmail git perl python3 strace vim nano wget curl bind9-host netcat-openbsd cpio bzip2 less procps bsdutils"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -19,7 +19,7 @@
  */
 
 import { normalize } from "node:path";
-import { errorText } from "./cli.ts";
+import { errorText } from "./errors.ts";
 import { type Finding, finding, FINDING_CODES, type FindingCode } from "./check_findings.ts";
 import { IniError, type IniFile, type IniSection, readIniFile, unknownKeys } from "./ini.ts";
 import type { PasswdEntry } from "./passwd.ts";

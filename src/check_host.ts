@@ -20,7 +20,7 @@
  */
 
 import type { FindingCode } from "./check_findings.ts";
-import { errorText } from "./cli.ts";
+import { errorText } from "./errors.ts";
 
 /** Receives one host-wide finding. */
 export type HostReport = (code: FindingCode, path: string, message: string) => void;

@@ -18,9 +18,10 @@
  * Closure batches stay with the workers, so the ELF resolver is loaded, and
  * its caches filled, in as few threads as possible.
  *
- * Workers start when the walk fills its first batch, so a small jail never
- * pays for one. A worker that cannot start or dies has its batches redone on
- * the main thread, so the results never depend on workers. The main thread
+ * Workers are started as soon as there is a jail to check, so that loading
+ * their modules overlaps the start of the walk. A worker that cannot start
+ * or dies has its batches redone on the main thread, so the results never
+ * depend on workers. The main thread
  * loads the comparison and resolver modules only for batches it does itself;
  * those dynamic imports are also what make `deno compile` embed them.
  *
@@ -133,16 +134,14 @@ export class JailJobs {
     if (this.#libs.length >= LIBS_BATCH) this.#offer("libs");
   }
 
-  #offer(kind: JobBatch["kind"], startWorkers = true): void {
+  #offer(kind: JobBatch["kind"]): void {
     const items = kind === "compare" ? this.#compare : this.#libs;
     if (items.length === 0) return;
     if (kind === "compare") this.#compare = [];
     else this.#libs = [];
     const batch: JobBatch = { kind, claim: new Int32Array(new SharedArrayBuffer(4)), items };
     this.#batches.push(batch);
-    // The last, partial batches alone do not start workers.
-    const lanes = startWorkers ? this.#pool.lanes() : this.#pool.started();
-    for (const lane of lanes) {
+    for (const lane of this.#pool.started()) {
       lane.send({ type: "batch", jail: this.#id, root: this.#root, batch });
     }
   }
@@ -154,8 +153,8 @@ export class JailJobs {
    * worker, or for the batches of a failed one, the main thread does them.
    */
   async results(): Promise<JailResults> {
-    this.#offer("compare", false);
-    this.#offer("libs", false);
+    this.#offer("compare");
+    this.#offer("libs");
     const lanes = this.#pool.started();
     const local = new LocalWork(this.#root);
 
@@ -214,7 +213,7 @@ function merge(parts: JailResults[]): JailResults {
 }
 
 /**
- * The worker threads of one jk_check run, started on the first batch.
+ * The worker threads of one jk_check run.
  *
  * @example
  * ```ts
@@ -239,12 +238,9 @@ export class CheckJobs {
     this.#count = workers;
   }
 
-  /** The workers, started on first use. */
-  lanes(): Lane[] {
-    return this.#lanes ??= Array.from(
-      { length: this.#count },
-      (_, i) => new Lane(MAIN_MARK + 1 + i),
-    );
+  /** Starts the workers (once); call it as soon as there is work coming. */
+  start(): void {
+    this.#lanes ??= Array.from({ length: this.#count }, (_, i) => new Lane(MAIN_MARK + 1 + i));
   }
 
   /** The workers if any were started. */
@@ -252,8 +248,9 @@ export class CheckJobs {
     return this.#lanes ?? [];
   }
 
-  /** Starts the jobs of one jail (`root` is the jail directory). */
+  /** Starts the jobs of one jail (`root` is the jail directory), and the workers. */
   jail(root: string): JailJobs {
+    this.start();
     return new JailJobs(this, this.#next++, root);
   }
 

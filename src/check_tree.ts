@@ -24,7 +24,7 @@
 import type { FindingCode } from "./check_findings.ts";
 import type { CompareResult } from "./check_compare.ts";
 import type { JailRules } from "./check_config.ts";
-import { errorText } from "./cli.ts";
+import { errorText } from "./errors.ts";
 
 /** Top-level jail directories whose contents no user may own or write. */
 export const SYSTEM_TREES = new Set([

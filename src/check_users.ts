@@ -16,7 +16,7 @@
 
 import { cleanPath, jailOfHome } from "./check_config.ts";
 import type { FindingCode } from "./check_findings.ts";
-import { errorText } from "./cli.ts";
+import { errorText } from "./errors.ts";
 import { type Parsed, parsePasswd, type PasswdEntry } from "./passwd.ts";
 
 /** Receives one finding. */

@@ -246,29 +246,32 @@ export async function runChecks(opts: CheckOptions): Promise<number> {
   const ruleSets = jails.map(([jail, source]) => jailRules(ini, jail, source, early));
   early.forEach(opts.emit);
 
-  const host = (code: FindingCode, path: string, message: string) =>
-    opts.emit(finding(code, path, message, null));
-  checkSysctls(host);
-  checkPtraceScope(host);
-  reportCapabilitiesUnchecked(host);
-
-  checkHostUsers(
-    hostUsers,
-    jails.map(([j]) => j),
-    opts.chrootsh,
-    (code, path, message, jail) => {
-      const rules = ruleSets.find((r) => r.jail === jail);
-      const f = finding(code, path, message, jail);
-      if (!rules || !isIgnored(rules, f)) opts.emit(f);
-    },
-  );
-
   const shared: RunShared = {
     hostByName: new Map(hostUsers.map((u) => [u.name, u])),
     workers: new CheckJobs(),
     systemDevs: hostSystemDevs(),
   };
   try {
+    // Workers load their modules while the host checks and the first walk run.
+    if (ruleSets.length > 0) shared.workers.start();
+
+    const host = (code: FindingCode, path: string, message: string) =>
+      opts.emit(finding(code, path, message, null));
+    checkSysctls(host);
+    checkPtraceScope(host);
+    reportCapabilitiesUnchecked(host);
+
+    checkHostUsers(
+      hostUsers,
+      jails.map(([j]) => j),
+      opts.chrootsh,
+      (code, path, message, jail) => {
+        const rules = ruleSets.find((r) => r.jail === jail);
+        const f = finding(code, path, message, jail);
+        if (!rules || !isIgnored(rules, f)) opts.emit(f);
+      },
+    );
+
     for (const rules of ruleSets) {
       opts.verbose(`checking jail ${rules.jail} (from the ${rules.source})`);
       await checkOneJail(opts, rules, shared);

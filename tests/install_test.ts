@@ -62,10 +62,13 @@ Deno.test("install --dev: launchers run, paths follow prefix and sysconfdir, con
     await install({ site, dev: true, caps: false, log: (l) => lines.push(l) });
     assert.equal(await Deno.readTextFile(`${site.sysconfdir}/jk_init.ini`), "# mine\n");
     for await (const e of Deno.readDir(`${ROOT}config`)) {
+      if (!e.name.endsWith(".ini")) continue;
       const installed = e.name === "jk_init.ini" ? `${e.name}.dist` : e.name;
       const text = await Deno.readTextFile(`${site.sysconfdir}/${installed}`);
       assert.ok(!/(^|[\s,=])\/etc\/jailkit/m.test(text), `${installed} still names /etc/jailkit`);
     }
+    const unit = await Deno.readTextFile(`${prefix}/etc/systemd/system/jk_socketd.service`);
+    assert.match(unit, new RegExp(`ExecStart=${prefix}/usr/sbin/jk_socketd`));
     // The installed site.ts names this prefix, so the tools use its files.
     const siteTs = await Deno.readTextFile(`${libDir(site)}/src/site.ts`);
     assert.match(siteTs, new RegExp(`prefix: "${prefix}"`));

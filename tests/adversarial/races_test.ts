@@ -2,12 +2,18 @@
  * Races against the root tools (peers-and-threats §2.11): while jk_cp,
  * jk_init, jk_update and jk_jailuser run again and again, a helper process
  * flips a path the user may write — between a directory and a symlink to a
- * directory outside the jail, hundreds of thousands of times a second — or
- * swaps a jail file for a hard link of an outside file. Whatever the tools
- * meet, nothing outside the jail may change: the outside trees are digested
- * before and after (contents, modes, owners, link counts, the directories
- * themselves), and a root-only secret must never show up where the user can
- * read it.
+ * directory outside the jail, tens of thousands of times a second or timed
+ * by inotify to the moment root opens it — or swaps a jail file for a hard
+ * link of an outside file. Whatever the tools meet, nothing outside the jail
+ * may change: the outside trees are digested before and after (contents,
+ * modes, owners, link counts, the directories themselves), and a root-only
+ * secret must never show up where the user can read it.
+ *
+ * Both sides are attacked: the part of the jail a user can write, and a host
+ * tree a user can write that the admin copies in (there a swapped directory
+ * once made root copy a 0644 file of a 0700 directory into the jail; host
+ * entries are now opened relative to their listed directory, and by path only
+ * through symlinks root alone could have made: `openHostFile`).
  *
  * The flipper is a small C program compiled here. It runs as the user
  * wherever the user could do the same; the hard-link swaps run as root,
@@ -28,6 +34,8 @@ import {
   testSite,
   type TestUser,
 } from "../harness.ts";
+import { openHostFile } from "../../src/jailfs.ts";
+import { close, fstat, O_RDONLY } from "../../src/libc.ts";
 import { freshJail, treeDigest } from "../jailfixtures.ts";
 import { Rng, testSeed } from "./seeded.ts";
 
@@ -624,6 +632,45 @@ Deno.test({
       await stopAll(flippers).catch(() => {});
       await user.remove();
       await remove();
+    }
+  },
+});
+
+Deno.test({
+  name: "openHostFile follows symlinks only root could have made: merged /usr yes, a link " +
+    "in a directory a user can write no",
+  ignore: !root,
+  fn: async () => {
+    const dir = await scratchDir("race-open");
+    const user = await createUser();
+    try {
+      // /lib -> usr/lib is root's: followed, the same file as the real path.
+      const viaLink = openHostFile("/lib/x86_64-linux-gnu/libc.so.6", O_RDONLY);
+      const real = openHostFile("/usr/lib/x86_64-linux-gnu/libc.so.6", O_RDONLY);
+      try {
+        assert.equal(fstat(viaLink).ino, fstat(real).ino);
+      } finally {
+        close(viaLink);
+        close(real);
+      }
+      // The same kind of link in a directory the user owns: refused, named.
+      await Deno.mkdir(`${dir}/secret`, { mode: 0o700 });
+      await Deno.writeTextFile(`${dir}/secret/file`, "root only\n", { mode: 0o644 });
+      await Deno.mkdir(`${dir}/pub`);
+      await Deno.chown(`${dir}/pub`, user.uid, user.gid);
+      await Deno.symlink(`${dir}/secret`, `${dir}/pub/sub`);
+      assert.throws(
+        () => openHostFile(`${dir}/pub/sub/file`, O_RDONLY),
+        new RegExp(`^JkError: ${dir}/pub/sub is a symlink in a directory others can write`),
+      );
+      // A root-owned directory without links is opened as usual; the last component is
+      // never followed.
+      await Deno.symlink("secret/file", `${dir}/last`);
+      close(openHostFile(`${dir}/secret/file`, O_RDONLY));
+      assert.throws(() => openHostFile(`${dir}/last`, O_RDONLY), /ELOOP|symbolic links/);
+    } finally {
+      await user.remove();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
