@@ -72,17 +72,20 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Options for `runTool`. */
+/** Options for `runTool`, `runCommand` and `spawnCommand`. */
 export interface RunOptions {
   /** Run as this uid/gid (Deno sets groups to none when either is given). */
   uid?: number;
   gid?: number;
   /** Environment; by default a minimal one. */
   env?: Record<string, string>;
-  /** Bytes or text fed to stdin. */
+  /** Bytes or text fed to stdin (`runCommand`); with `spawnCommand`, any value pipes stdin. */
   stdin?: string | Uint8Array;
   cwd?: string;
 }
+
+/** The environment a command gets unless the test gives one. */
+const MINIMAL_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" };
 
 /**
  * Runs an installed tool with `args` and collects its output.
@@ -97,30 +100,49 @@ export async function runTool(name: string, args: string[], opts: RunOptions = {
   return runCommand(await toolPathUnderTest(name), args, opts);
 }
 
+/**
+ * Starts `cmd` with a clean environment, stdout and stderr piped (stdin piped
+ * when `opts.stdin` is given, else /dev/null), for a test that watches it run.
+ *
+ * @example
+ * ```ts
+ * const child = spawnCommand("/usr/bin/sleep", ["5"]);
+ * const r = await finishChild(child);
+ * ```
+ */
+export function spawnCommand(cmd: string, args: string[], opts: RunOptions = {}) {
+  return new Deno.Command(cmd, {
+    args,
+    uid: opts.uid,
+    gid: opts.gid,
+    cwd: opts.cwd,
+    clearEnv: true,
+    env: opts.env ?? MINIMAL_ENV,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
 /** Runs any command like `runTool` does. */
 export async function runCommand(
   cmd: string,
   args: string[],
   opts: RunOptions = {},
 ): Promise<RunResult> {
-  const child = new Deno.Command(cmd, {
-    args,
-    uid: opts.uid,
-    gid: opts.gid,
-    cwd: opts.cwd,
-    clearEnv: true,
-    env: opts.env ?? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" },
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(
-      typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : opts.stdin,
-    ).catch(() => {});
-    await writer.close().catch(() => {});
-  }
+  const child = spawnCommand(cmd, args, opts);
+  return opts.stdin === undefined ? collectOutput(child) : finishChild(child, opts.stdin);
+}
+
+/**
+ * Waits for a child spawned with piped stdout and stderr, and decodes both.
+ *
+ * @example
+ * ```ts
+ * const r = await collectOutput(spawnCommand("id", []));
+ * ```
+ */
+export async function collectOutput(child: Deno.ChildProcess): Promise<RunResult> {
   const out = await child.output();
   const dec = new TextDecoder();
   return {
@@ -129,6 +151,27 @@ export async function runCommand(
     stdout: dec.decode(out.stdout),
     stderr: dec.decode(out.stderr),
   };
+}
+
+/**
+ * Writes `input` to a child's piped stdin, closes it (ending a child blocked
+ * in `read`) and collects the output. A child that already exited or closed
+ * its stdin is not an error here: its output tells.
+ *
+ * @example
+ * ```ts
+ * const r = await finishChild(child, "\n");
+ * ```
+ */
+export async function finishChild(
+  child: Deno.ChildProcess,
+  input: string | Uint8Array = "",
+): Promise<RunResult> {
+  const writer = child.stdin.getWriter();
+  const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
+  if (bytes.length > 0) await writer.write(bytes).catch(() => {});
+  await writer.close().catch(() => {});
+  return collectOutput(child);
 }
 
 /** A throw-away host account. */
