@@ -50,9 +50,8 @@
 import { basename, normalize } from "../src/paths.ts";
 import { errorText } from "../src/errors.ts";
 import { IniSection, readIniFileIfPresent, sectionForUser, unknownKeys } from "../src/ini.ts";
-import { checkAncestors, checkJail, checkPath, type Finding } from "../src/jailsafety.ts";
+import { checkJail, checkPath, type Finding } from "../src/jailsafety.ts";
 import { chdir } from "../src/libc.ts";
-import { type GroupEntry, parseGroup, parsePasswd, type PasswdEntry } from "../src/passwd.ts";
 import {
   callerEnvironment,
   commandLine,
@@ -60,24 +59,26 @@ import {
   enterJail,
   execOrDie,
   type Hardening,
-  hardenProcess,
   type HostIdentity,
   prepareExec,
-  PrivilegeError,
   privilegeMode,
   resolveHostIdentity,
   setNoNewPrivs,
 } from "../src/privileged.ts";
-import { iniPath, INSTALLED, logSocketPath } from "../src/site.ts";
 import {
-  FfiTransport,
-  LOG_AUTH,
-  LOG_ERR,
-  LOG_INFO,
-  LOG_WARNING,
-  openLog,
-  type Severity,
-} from "../src/syslog.ts";
+  Abort,
+  configDirFindings,
+  configFileFindings,
+  dirsEqual,
+  jailGroup,
+  jailUser,
+  runPrivileged,
+  splitJailHome,
+  type StepLabel,
+  stepRunner,
+} from "../src/privtool.ts";
+import { iniPath, INSTALLED } from "../src/site.ts";
+import { type HostLog, LOG_ERR, LOG_INFO, LOG_WARNING } from "../src/syslog.ts";
 
 const TOOL = "jk_chrootsh";
 
@@ -190,37 +191,6 @@ export function settingsFrom(section: IniSection | undefined): Settings {
 
 // ---------------------------------------------------------------------------
 // Pure steps
-
-/**
- * Splits a home field at its last `/./` into the jail and the home inside it.
- * `null` when there is no separator or the jail part is not an absolute path
- * other than `/`.
- *
- * @example
- * ```ts
- * splitJailHome("/srv/jail/./home/alice"); // { jail: "/srv/jail", home: "/home/alice" }
- * splitJailHome("/srv/jail/./");           // { jail: "/srv/jail", home: "/" }
- * ```
- */
-export function splitJailHome(field: string): { jail: string; home: string } | null {
-  const at = field.lastIndexOf("/./");
-  if (at <= 0) return null;
-  const jail = field.slice(0, at);
-  if (!jail.startsWith("/")) return null;
-  return { jail, home: field.slice(at + 2) };
-}
-
-/**
- * jailkit's `dirs_equal`: equal strings, or equal but for one trailing `/`.
- *
- * @example
- * ```ts
- * dirsEqual("/home/a/", "/home/a"); // true
- * ```
- */
-export function dirsEqual(a: string, b: string): boolean {
-  return a === b || a === b + "/" || a + "/" === b;
-}
 
 /**
  * The jailed shell's environment: the caller's variables named in `allow`
@@ -369,110 +339,23 @@ export function betweenProblems(jail: string, home: string, uid: number): string
   return out;
 }
 
-/**
- * The user's entry in the jail's passwd text: the first line with the uid
- * (as getpwuid would find it), which must have a name, a home and a shell.
- *
- * @example
- * ```ts
- * jailUser("alice:x:1000:1000::/home/alice:/usr/sbin/jk_lsh\n", 1000)?.shell;
- * ```
- */
-export function jailUser(passwdText: string, uid: number): PasswdEntry | undefined {
-  return parsePasswd(passwdText).entries.find((e) => e.uid === uid);
-}
-
-/**
- * The group entry of `gid` in the jail's group text.
- *
- * @example
- * ```ts
- * jailGroup("alice:x:1000:\n", 1000)?.name; // "alice"
- * ```
- */
-export function jailGroup(groupText: string, gid: number): GroupEntry | undefined {
-  return parseGroup(groupText).entries.find((e) => e.gid === gid);
-}
-
 // ---------------------------------------------------------------------------
 // The run
 
-/** A refusal: exit code and the log line (without jailkit's "abort, "). */
-class Abort extends Error {
-  constructor(readonly code: number, message: string, readonly severity: Severity = LOG_ERR) {
-    super(message);
-  }
-}
-
-/** Exit codes of the privileged steps, by `PrivilegeError.reason`. */
-const PRIVILEGE_EXIT: Record<string, number> = {
-  "not-privileged": EXIT.notPrivileged,
-  "unexpected-capabilities": EXIT.notPrivileged,
-  "mixed-ids": EXIT.notPrivileged,
-  "root-caller": EXIT.rootCaller,
-  "no-user": EXIT.identity,
-  "no-name": EXIT.identity,
-  "no-group": EXIT.identity,
-  "lookup": EXIT.identity,
-  "chdir": EXIT.chdirJail,
-  "moved": EXIT.jailMoved,
-  "chroot": EXIT.chroot,
-  "setresgid": EXIT.setgid,
-  "setgroups": EXIT.setgroups,
-  "setresuid": EXIT.setuid,
-  "verify": EXIT.setuid,
-  "capabilities": EXIT.capabilities,
-  "no_new_privs": EXIT.noNewPrivs,
-  "exec": EXIT.exec,
-};
+/** Runs a step of src/privileged.ts; its failure becomes an `Abort` with the step's `EXIT`. */
+const step = stepRunner(EXIT);
 
 /** jailkit's wording of a failed step, by `PrivilegeError.reason`; gets the detail. */
 type Texts = Record<string, (detail: string) => string>;
 
-/**
- * Runs a privileged step; its failure becomes an `Abort` with the mapped exit
- * code and jailkit's wording where `texts` has one.
- */
-function step<T>(run: () => T, texts: Texts = {}): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof PrivilegeError) {
-      const text = texts[e.reason]?.(e.message) ?? `${e.step}: ${e.message}`;
-      throw new Abort(PRIVILEGE_EXIT[e.reason] ?? EXIT.internal, text);
-    }
-    throw e;
-  }
-}
-
-/**
- * The log: the site's syslog socket (`--log-socket` at install, else
- * /dev/log), connected before chroot. If that connect failed, nothing is
- * logged after chroot, where the same path would name the jail's socket.
- */
-class ChrootshLog {
-  readonly #transport = new FfiTransport(logSocketPath(INSTALLED));
-  readonly #log = openLog(TOOL, LOG_AUTH, this.#transport);
-  #open = true;
-
-  /** Connects now, while the host's socket is still reachable. */
-  connect(): void {
-    this.#open = this.#transport.connect();
-  }
-
-  /** After chroot: a socket not connected by now would be the jail's; never use it. */
-  pin(): void {
-    if (this.#transport.fd === null) this.#open = false;
-  }
-
-  write(severity: Severity, message: string): void {
-    if (this.#open) this.#log.log(severity, message);
-  }
+/** Words a failed step as jailkit did where `texts` has its reason, else `step: detail`. */
+function worded(texts: Texts = {}): StepLabel {
+  return (e) => texts[e.reason]?.(e.message) ?? `${e.step}: ${e.message}`;
 }
 
 /** What the run has learned so far. */
 interface Context {
-  log: ChrootshLog;
+  log: HostLog;
   hardening: Hardening;
   argv0: string;
   /** The caller's arguments as raw bytes, passed on to the shell unchanged. */
@@ -487,19 +370,25 @@ async function run(ctx: Context): Promise<never> {
   const { log, argv0, args } = ctx;
   if (!acceptedName(argv0)) throw new Abort(EXIT.name, `${TOOL} is called as ${argv0}`);
 
-  const privilege = step(privilegeMode, {
-    "not-privileged": (d) =>
-      `effective user ID is not 0, possibly ${TOOL} is not setuid root (${d})`,
-    "root-caller": () =>
-      `${TOOL} is run by root, which does not make sense because user root can break out ` +
-      `of a jail anyway`,
-  });
-  const me = step(() => resolveHostIdentity(privilege.uid), {
-    "no-user": (d) =>
-      `failed to get user information for user ID ${privilege.uid}: ${d}, ` +
-      `check /etc/passwd`,
-    "no-group": (d) => `failed to get group information: ${d}, check /etc/group`,
-  });
+  const privilege = step(
+    worded({
+      "not-privileged": (d) =>
+        `effective user ID is not 0, possibly ${TOOL} is not setuid root (${d})`,
+      "root-caller": () =>
+        `${TOOL} is run by root, which does not make sense because user root can break out ` +
+        `of a jail anyway`,
+    }),
+    privilegeMode,
+  );
+  const me = step(
+    worded({
+      "no-user": (d) =>
+        `failed to get user information for user ID ${privilege.uid}: ${d}, ` +
+        `check /etc/passwd`,
+      "no-group": (d) => `failed to get group information: ${d}, check /etc/group`,
+    }),
+    () => resolveHostIdentity(privilege.uid),
+  );
   const settings = await readSettings(me, log);
   const callerEnv = callerEnvironment();
 
@@ -530,24 +419,30 @@ async function run(ctx: Context): Promise<never> {
   const { jail, home } = split;
   checkJailAndHome(jail, home, me, settings, log);
 
-  log.write(
+  log.log(
     LOG_INFO,
     `now entering jail ${jail} for user ${who(me)} with arguments ${
       args.map((a) => new TextDecoder().decode(a)).join(" ")
     }`,
   );
-  step(() => enterJail(jail), {
-    chdir: (d) => `chdir(${jail}) failed: ${d}, check the permissions for ${jail}`,
-    moved: (d) => `the jail ${jail} is not the directory that was checked: ${d}`,
-    chroot: (d) => `chroot(${jail}) failed: ${d}, check the permissions for ${jail}`,
-  });
+  step(
+    worded({
+      chdir: (d) => `chdir(${jail}) failed: ${d}, check the permissions for ${jail}`,
+      moved: (d) => `the jail ${jail} is not the directory that was checked: ${d}`,
+      chroot: (d) => `chroot(${jail}) failed: ${d}, check the permissions for ${jail}`,
+    }),
+    () => enterJail(jail),
+  );
   log.pin();
-  step(() => dropTo(me), {
-    setresgid: (d) => `failed to set effective group ID ${me.gid}: ${d}`,
-    setgroups: (d) => `failed to set additional groups: ${d}`,
-    setresuid: (d) => `failed to set effective user ID ${me.uid}: ${d}`,
-  });
-  step(setNoNewPrivs);
+  step(
+    worded({
+      setresgid: (d) => `failed to set effective group ID ${me.gid}: ${d}`,
+      setgroups: (d) => `failed to set additional groups: ${d}`,
+      setresuid: (d) => `failed to set effective user ID ${me.uid}: ${d}`,
+    }),
+    () => dropTo(me),
+  );
+  step(worded(), setNoNewPrivs);
 
   const shell = await jailedShell(jail, home, me, settings);
   checkShell(shell, jail);
@@ -562,11 +457,11 @@ async function run(ctx: Context): Promise<never> {
     );
   }
   const argv = shellArgv(argv0, shell, args, settings.injailLoginShell);
-  step(() => prepareExec(ctx.hardening));
+  step(worded(), () => prepareExec(ctx.hardening));
   return execOrDie(shell, argv, env, {
     exitCode: EXIT.exec,
     onFailure: (e) =>
-      log.write(
+      log.log(
         LOG_ERR,
         `ERROR: failed to execute shell ${shell} for user ${who(me)}, check the permissions ` +
           `and libraries of ${jail}${shell} (${e.code})`,
@@ -583,10 +478,9 @@ function who(me: HostIdentity): string {
  * section. jailkit tolerates a group-writable config directory; so do we.
  * Unknown keys are logged and ignored: a misspelt key can only fail safe.
  */
-async function readSettings(me: HostIdentity, log: ChrootshLog): Promise<Settings> {
+async function readSettings(me: HostIdentity, log: HostLog): Promise<Settings> {
   const dir = INSTALLED.sysconfdir;
-  const unsafe = [...checkAncestors(dir), ...checkPath(dir)]
-    .filter((f) => f.path !== dir || f.problem !== "group-writable");
+  const unsafe = configDirFindings(dir);
   if (unsafe.length > 0) {
     throw new Abort(
       EXIT.config,
@@ -595,8 +489,7 @@ async function readSettings(me: HostIdentity, log: ChrootshLog): Promise<Setting
     );
   }
   const file = iniPath(INSTALLED, TOOL);
-  const fileProblems = checkPath(file, { uid: 0, gid: 0 }, false)
-    .filter((f) => f.problem !== "missing" && f.problem !== "group");
+  const fileProblems = configFileFindings(file);
   if (fileProblems.length > 0) {
     throw new Abort(
       EXIT.config,
@@ -607,7 +500,7 @@ async function readSettings(me: HostIdentity, log: ChrootshLog): Promise<Setting
     const ini = await readIniFileIfPresent(file);
     const section = ini && sectionForUser(ini, me.name, [me.groupName]);
     for (const { key, line } of section ? unknownKeys(section, KEYS) : []) {
-      log.write(
+      log.log(
         LOG_WARNING,
         `${file}:${line}: unknown key "${key}" in [${section!.name}], ignored`,
       );
@@ -624,7 +517,7 @@ function checkJailAndHome(
   home: string,
   me: HostIdentity,
   settings: Settings,
-  log: ChrootshLog,
+  log: HostLog,
 ): void {
   if (normalize(jail) !== jail) {
     throw new Abort(
@@ -642,7 +535,7 @@ function checkJailAndHome(
   }
   const jailFindings = checkJail(jail);
   if (jailFindings.length > 0) {
-    for (const f of jailFindings) log.write(LOG_ERR, f.message);
+    for (const f of jailFindings) log.log(LOG_ERR, f.message);
     throw new Abort(
       EXIT.unsafe,
       `${jail} is not a safe jail, check ownership and permissions.`,
@@ -754,28 +647,13 @@ function checkShell(shell: string, jail: string): void {
   }
 }
 
-/** Entry point: the run, with every refusal logged and printed. */
-async function main(): Promise<never> {
-  let hardening: Hardening;
-  try {
-    hardening = hardenProcess();
-  } catch (e) {
-    console.error(`${TOOL}: abort, ${errorText(e)}`);
-    Deno.exit(EXIT.internal);
-  }
-  const log = new ChrootshLog();
-  log.connect();
-  try {
-    const { argv0, args } = commandLine();
-    return await run({ log, hardening, argv0, args });
-  } catch (e) {
-    const abort = e instanceof Abort
-      ? e
-      : new Abort(EXIT.internal, `internal error: ${errorText(e)}`);
-    log.write(abort.severity, `abort, ${abort.message}`);
-    console.error(`${TOOL}: abort, ${abort.message}`);
-    Deno.exit(abort.code);
-  }
+if (import.meta.main) {
+  // Refusals are logged and printed with jailkit's "abort, " in front.
+  await runPrivileged(
+    { name: TOOL, internalExit: EXIT.internal, abortPrefix: "abort, " },
+    (log, hardening) => {
+      const { argv0, args } = commandLine();
+      return run({ log, hardening, argv0, args });
+    },
+  );
 }
-
-if (import.meta.main) await main();

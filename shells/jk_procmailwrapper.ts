@@ -49,30 +49,28 @@ import { basename, normalize } from "node:path";
 import { errorText } from "../src/cli.ts";
 import { checkJail, checkPath } from "../src/jailsafety.ts";
 import { chdir } from "../src/libc.ts";
-import { parseGroup, parsePasswd } from "../src/passwd.ts";
 import {
   callerEnvironment,
   dropTo,
   enterJail,
   execOrDie,
   type Hardening,
-  hardenProcess,
   type HostIdentity,
   prepareExec,
-  PrivilegeError,
   privilegeMode,
   resolveHostIdentity,
   setNoNewPrivs,
 } from "../src/privileged.ts";
-import { INSTALLED, logSocketPath } from "../src/site.ts";
 import {
-  FfiTransport,
-  LOG_AUTH,
-  LOG_ERR,
-  LOG_INFO,
-  openLog,
-  type Severity,
-} from "../src/syslog.ts";
+  Abort,
+  dirsEqual,
+  jailGroup,
+  jailUser,
+  runPrivileged,
+  splitJailHome,
+  stepRunner,
+} from "../src/privtool.ts";
+import { type HostLog, LOG_ERR, LOG_INFO } from "../src/syslog.ts";
 
 const TOOL = "jk_procmailwrapper";
 
@@ -177,81 +175,8 @@ export function deliveryEnvironment(
   return env;
 }
 
-/**
- * Splits a home field at its last `/./` into the jail and the home inside it;
- * `null` when the jail part is not an absolute path other than `/`.
- *
- * @example
- * ```ts
- * splitJailHome("/srv/jail/./home/alice"); // { jail: "/srv/jail", home: "/home/alice" }
- * ```
- */
-export function splitJailHome(field: string): { jail: string; home: string } | null {
-  const at = field.lastIndexOf("/./");
-  if (at <= 0) return null;
-  const jail = field.slice(0, at);
-  if (!jail.startsWith("/")) return null;
-  return { jail, home: field.slice(at + 2) };
-}
-
-/** A refusal: exit code and log line. */
-class Abort extends Error {
-  constructor(readonly code: number, message: string, readonly severity: Severity = LOG_ERR) {
-    super(message);
-  }
-}
-
-/** Exit codes of the privileged steps, by `PrivilegeError.reason`. */
-const PRIVILEGE_EXIT: Record<string, number> = {
-  "not-privileged": EXIT.notPrivileged,
-  "unexpected-capabilities": EXIT.notPrivileged,
-  "mixed-ids": EXIT.notPrivileged,
-  "root-caller": EXIT.notPrivileged,
-  "no-user": EXIT.identity,
-  "no-name": EXIT.identity,
-  "no-group": EXIT.identity,
-  "lookup": EXIT.identity,
-  "chdir": EXIT.chdirJail,
-  "moved": EXIT.jailMoved,
-  "chroot": EXIT.chroot,
-  "setresgid": EXIT.setgid,
-  "setgroups": EXIT.setgroups,
-  "setresuid": EXIT.setuid,
-  "verify": EXIT.setuid,
-  "capabilities": EXIT.capabilities,
-  "no_new_privs": EXIT.noNewPrivs,
-  "exec": EXIT.exec,
-};
-
-function step<T>(what: string, run: () => T): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof PrivilegeError) {
-      throw new Abort(PRIVILEGE_EXIT[e.reason] ?? EXIT.internal, `${what}: ${e.message}`);
-    }
-    throw e;
-  }
-}
-
-/** The log: connected to the site's log socket before chroot, never after. */
-class Log {
-  readonly #transport = new FfiTransport(logSocketPath(INSTALLED));
-  readonly #log = openLog(TOOL, LOG_AUTH, this.#transport);
-  #usable = true;
-
-  connect(): void {
-    this.#usable = this.#transport.connect();
-  }
-
-  pin(): void {
-    if (this.#transport.fd === null) this.#usable = false;
-  }
-
-  write(severity: Severity, message: string): void {
-    if (this.#usable) this.#log.log(severity, message);
-  }
-}
+/** Runs a step of src/privileged.ts; a root caller is refused as not privileged (11). */
+const step = stepRunner({ ...EXIT, rootCaller: EXIT.notPrivileged });
 
 function who(me: HostIdentity): string {
   return `${me.name} (${me.uid})`;
@@ -309,8 +234,8 @@ function checkInJailIdentity(jail: string, home: string, me: HostIdentity): stri
       throw new Abort(EXIT.setgroups, `abort, failed to read ${jail}${path}: ${errorText(e)}`);
     }
   };
-  const user = parsePasswd(read("/etc/passwd")).entries.find((e) => e.uid === me.uid);
-  const group = parseGroup(read("/etc/group")).entries.find((e) => e.gid === me.gid);
+  const user = jailUser(read("/etc/passwd"), me.uid);
+  const group = jailGroup(read("/etc/group"), me.gid);
   if (!user || !group) {
     throw new Abort(
       EXIT.setgroups,
@@ -324,8 +249,7 @@ function checkInJailIdentity(jail: string, home: string, me: HostIdentity): stri
       `abort, user ${who(me)} or group ${me.groupName} has another name in the jail ${jail}`,
     );
   }
-  const same = user.home === home || user.home === `${home}/` || `${user.home}/` === home;
-  if (!same) {
+  if (!dirsEqual(user.home, home)) {
     throw new Abort(
       EXIT.jailHome,
       `abort, home directory ${home} differs from jail home directory ${user.home} for user ` +
@@ -352,7 +276,7 @@ function checkProcmail(jail: string): void {
 }
 
 /** The whole of jk_procmailwrapper; success ends in execve. */
-function run(log: Log, hardening: Hardening, argv0: string, args: string[]): never {
+function run(log: HostLog, hardening: Hardening, argv0: string, args: string[]): never {
   if (![TOOL, `-${TOOL}`].includes(basename(argv0))) {
     throw new Abort(EXIT.name, `abort, ${TOOL} is called as ${argv0}`);
   }
@@ -377,7 +301,7 @@ function run(log: Log, hardening: Hardening, argv0: string, args: string[]): nev
   }
   const findings = checkJail(jail);
   if (findings.length > 0) {
-    for (const f of findings) log.write(LOG_ERR, f.message);
+    for (const f of findings) log.log(LOG_ERR, f.message);
     throw new Abort(
       EXIT.unsafe,
       `abort, ${jail} is not a safe jail, check ownership and permissions`,
@@ -385,7 +309,7 @@ function run(log: Log, hardening: Hardening, argv0: string, args: string[]): nev
   }
   checkHome(jail, home, me);
   const env = callerEnvironment();
-  log.write(LOG_INFO, `delivering mail for user ${who(me)} in jail ${jail}`);
+  log.log(LOG_INFO, `delivering mail for user ${who(me)} in jail ${jail}`);
   step(`entering ${jail}`, () => enterJail(jail));
   log.pin();
   step("dropping privileges", () => dropTo(me));
@@ -405,31 +329,13 @@ function run(log: Log, hardening: Hardening, argv0: string, args: string[]): nev
   return execOrDie(PROCMAIL, ["procmail", ...args], procmailEnv, {
     exitCode: EXIT.exec,
     onFailure: (e) =>
-      log.write(LOG_ERR, `failed to execute ${jail}${PROCMAIL} for user ${who(me)}: ${e.code}`),
+      log.log(LOG_ERR, `failed to execute ${jail}${PROCMAIL} for user ${who(me)}: ${e.code}`),
   });
 }
 
-/** Entry point: the run, with every refusal logged and printed. */
-function main(): never {
-  let hardening: Hardening;
-  try {
-    hardening = hardenProcess();
-  } catch (e) {
-    console.error(`${TOOL}: abort, ${errorText(e)}`);
-    Deno.exit(EXIT.internal);
-  }
-  const log = new Log();
-  log.connect();
-  try {
-    return run(log, hardening, process.argv0, Deno.args);
-  } catch (e) {
-    const abort = e instanceof Abort
-      ? e
-      : new Abort(EXIT.internal, `abort, internal error: ${errorText(e)}`);
-    log.write(abort.severity, abort.message);
-    console.error(`${TOOL}: ${abort.message}`);
-    Deno.exit(abort.code);
-  }
+if (import.meta.main) {
+  await runPrivileged(
+    { name: TOOL, internalExit: EXIT.internal },
+    (log, hardening) => run(log, hardening, process.argv0, Deno.args),
+  );
 }
-
-if (import.meta.main) main();

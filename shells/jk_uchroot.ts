@@ -48,32 +48,31 @@ import process from "node:process";
 import { basename, normalize } from "node:path";
 import { errorText, type OptionSpec, parseCommandLine } from "../src/cli.ts";
 import { IniError, type IniSection, readIniFile, sectionForUser, unknownKeys } from "../src/ini.ts";
-import { checkAncestors, checkJail, checkPath } from "../src/jailsafety.ts";
-import { parseGroup, parsePasswd } from "../src/passwd.ts";
+import { checkJail } from "../src/jailsafety.ts";
 import {
   callerEnvironment,
   dropTo,
   enterJail,
   execOrDie,
   type Hardening,
-  hardenProcess,
   type HostIdentity,
   prepareExec,
-  PrivilegeError,
   privilegeMode,
   resolveHostIdentity,
   setNoNewPrivs,
 } from "../src/privileged.ts";
-import { iniPath, INSTALLED, logSocketPath } from "../src/site.ts";
 import {
-  FfiTransport,
-  LOG_AUTH,
-  LOG_ERR,
-  LOG_INFO,
-  LOG_WARNING,
-  openLog,
-  type Severity,
-} from "../src/syslog.ts";
+  Abort,
+  configDirFindings,
+  configFileFindings,
+  dirsEqual,
+  jailGroup,
+  jailUser,
+  runPrivileged,
+  stepRunner,
+} from "../src/privtool.ts";
+import { iniPath, INSTALLED } from "../src/site.ts";
+import { type HostLog, LOG_ERR, LOG_INFO, LOG_WARNING } from "../src/syslog.ts";
 
 const TOOL = "jk_uchroot";
 
@@ -170,18 +169,6 @@ export function passedEnvironment(caller: ReadonlyMap<string, string>): string[]
 }
 
 /**
- * jailkit's `dirs_equal`: equal strings, or equal but for one trailing `/`.
- *
- * @example
- * ```ts
- * dirsEqual("/srv/jail/", "/srv/jail"); // true
- * ```
- */
-export function dirsEqual(a: string, b: string): boolean {
-  return a === b || a === b + "/" || a + "/" === b;
-}
-
-/**
  * The configured jail the request names, or `undefined`. Only the configured
  * spelling is used from here on, never the caller's.
  *
@@ -198,71 +185,11 @@ export function allowedJail(allowed: readonly string[], requested: string): stri
 // ---------------------------------------------------------------------------
 // The run
 
-/** A refusal: exit code and the log line. */
-class Abort extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly severity: Severity = LOG_ERR,
-    /** Printed on stdout before the message, as jailkit did for usage errors. */
-    readonly usage = false,
-  ) {
-    super(message);
-  }
-}
+/** A usage error: printed on stdout before the usage text, as jailkit did; not logged. */
+class UsageAbort extends Abort {}
 
-/** Exit codes of the privileged steps, by `PrivilegeError.reason`. */
-const PRIVILEGE_EXIT: Record<string, number> = {
-  "not-privileged": EXIT.notPrivileged,
-  "unexpected-capabilities": EXIT.notPrivileged,
-  "mixed-ids": EXIT.notPrivileged,
-  "root-caller": EXIT.rootCaller,
-  "no-user": EXIT.identity,
-  "no-name": EXIT.identity,
-  "no-group": EXIT.identity,
-  "lookup": EXIT.identity,
-  "chdir": EXIT.chdirJail,
-  "moved": EXIT.notAllowed,
-  "chroot": EXIT.chroot,
-  "setresgid": EXIT.setgid,
-  "setgroups": EXIT.setgroups,
-  "setresuid": EXIT.setuid,
-  "verify": EXIT.setuid,
-  "capabilities": EXIT.capabilities,
-  "no_new_privs": EXIT.noNewPrivs,
-  "exec": EXIT.exec,
-};
-
-function step<T>(what: string, run: () => T): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof PrivilegeError) {
-      throw new Abort(PRIVILEGE_EXIT[e.reason] ?? EXIT.internal, `${what}: ${e.message}`);
-    }
-    throw e;
-  }
-}
-
-/** The log: connected to the site's log socket before chroot, never after. */
-class Log {
-  readonly #transport = new FfiTransport(logSocketPath(INSTALLED));
-  readonly #log = openLog(TOOL, LOG_AUTH, this.#transport);
-  #usable = true;
-
-  connect(): void {
-    this.#usable = this.#transport.connect();
-  }
-
-  /** After chroot a socket not connected by now would be the jail's: never use it. */
-  pin(): void {
-    if (this.#transport.fd === null) this.#usable = false;
-  }
-
-  write(severity: Severity, message: string): void {
-    if (this.#usable) this.#log.log(severity, message);
-  }
-}
+/** Runs a step of src/privileged.ts; a moved jail counts as not allowed (21, as jailkit). */
+const step = stepRunner({ ...EXIT, jailMoved: EXIT.notAllowed });
 
 /** What the caller asked for. */
 interface Request {
@@ -276,36 +203,26 @@ function readRequest(args: string[]): Request {
   try {
     parsed = parseCommandLine(args, OPTIONS, { usageExit: EXIT.usage });
   } catch (e) {
-    throw new Abort(EXIT.usage, `ERROR: ${errorText(e)}`, LOG_ERR, true);
+    throw new UsageAbort(EXIT.usage, `ERROR: ${errorText(e)}`);
   }
   const { values, positionals } = parsed;
-  if (values.help || values.version) throw new Abort(EXIT.usage, "", LOG_INFO, true);
+  if (values.help || values.version) throw new UsageAbort(EXIT.usage, "");
   const jail = values.jail as string | undefined;
   const executable = (values.executable ?? values.exec) as string | undefined;
   if (!jail) {
-    throw new Abort(EXIT.usage, "ERROR: No jail path specified. Use -j or --jail", LOG_ERR, true);
+    throw new UsageAbort(EXIT.usage, "ERROR: No jail path specified. Use -j or --jail");
   }
   if (!executable) {
-    throw new Abort(
-      EXIT.usage,
-      "ERROR: No executable path specified. Use -x or --executable",
-      LOG_ERR,
-      true,
-    );
+    throw new UsageAbort(EXIT.usage, "ERROR: No executable path specified. Use -x or --executable");
   }
   return { jail, executable, args: positionals };
 }
 
 /** The caller's section: `allowed_jails` and `skip_injail_passwd_check`. */
-async function readSection(me: HostIdentity, log: Log): Promise<IniSection> {
+async function readSection(me: HostIdentity, log: HostLog): Promise<IniSection> {
   const dir = INSTALLED.sysconfdir;
-  const unsafe = [...checkAncestors(dir), ...checkPath(dir)]
-    .filter((f) => f.path !== dir || f.problem !== "group-writable");
   const file = iniPath(INSTALLED, TOOL);
-  unsafe.push(
-    ...checkPath(file, { uid: 0, gid: 0 }, false)
-      .filter((f) => f.problem !== "missing" && f.problem !== "group"),
-  );
+  const unsafe = [...configDirFindings(dir), ...configFileFindings(file)];
   if (unsafe.length > 0) {
     throw new Abort(
       EXIT.config,
@@ -329,7 +246,7 @@ async function readSection(me: HostIdentity, log: Log): Promise<IniSection> {
     );
   }
   for (const { key, line } of unknownKeys(section, KEYS)) {
-    log.write(LOG_WARNING, `${file}:${line}: unknown key "${key}" in [${section.name}], ignored`);
+    log.log(LOG_WARNING, `${file}:${line}: unknown key "${key}" in [${section.name}], ignored`);
   }
   return section;
 }
@@ -343,7 +260,7 @@ function checkInJailIdentity(jail: string, me: HostIdentity): void {
       throw new Abort(EXIT.setgroups, `abort, failed to read ${jail}${path}: ${errorText(e)}`);
     }
   };
-  const user = parsePasswd(read("/etc/passwd")).entries.find((e) => e.uid === me.uid);
+  const user = jailUser(read("/etc/passwd"), me.uid);
   if (!user) {
     throw new Abort(
       EXIT.setgroups,
@@ -351,7 +268,7 @@ function checkInJailIdentity(jail: string, me: HostIdentity): void {
         `${jail}/etc/passwd`,
     );
   }
-  const group = parseGroup(read("/etc/group")).entries.find((e) => e.gid === me.gid);
+  const group = jailGroup(read("/etc/group"), me.gid);
   if (!group) {
     throw new Abort(
       EXIT.setgroups,
@@ -375,7 +292,7 @@ function checkInJailIdentity(jail: string, me: HostIdentity): void {
 }
 
 /** The whole of jk_uchroot; success ends in execve. */
-async function run(log: Log, hardening: Hardening, argv0: string, args: string[]) {
+async function run(log: HostLog, hardening: Hardening, argv0: string, args: string[]) {
   if (!["jk_uchroot", "-jk_uchroot"].includes(basename(argv0))) {
     throw new Abort(EXIT.usage, `abort, ${TOOL} is called as ${argv0}`);
   }
@@ -402,7 +319,7 @@ async function run(log: Log, hardening: Hardening, argv0: string, args: string[]
   }
   const findings = checkJail(jail);
   if (findings.length > 0) {
-    for (const f of findings) log.write(LOG_ERR, f.message);
+    for (const f of findings) log.log(LOG_ERR, f.message);
     throw new Abort(
       EXIT.unsafe,
       `abort, ${jail} is not a safe jail, check ownership and permissions`,
@@ -411,7 +328,7 @@ async function run(log: Log, hardening: Hardening, argv0: string, args: string[]
   const inside = normalize(
     request.executable.startsWith("/") ? request.executable : `/${request.executable}`,
   );
-  log.write(
+  log.log(
     LOG_INFO,
     `entering jail ${jail} for user ${me.name} (${me.uid}) in order to execute ${inside}`,
   );
@@ -429,50 +346,33 @@ async function run(log: Log, hardening: Hardening, argv0: string, args: string[]
     // missing, or not visible to the caller: the same answer
   }
   if (!isFile) {
-    throw new Abort(
+    throw new UsageAbort(
       EXIT.usage,
       `ERROR: Executable path ${inside} does not exist or is not a regular file`,
-      LOG_ERR,
-      true,
     );
   }
   step("preparing to execute", () => prepareExec(hardening));
   return execOrDie(inside, [request.executable, ...request.args], passedEnvironment(callerEnv), {
     exitCode: EXIT.exec,
     onFailure: (e) =>
-      log.write(
+      log.log(
         LOG_ERR,
         `failed to execute ${inside} in jail ${jail} for user ${me.name} (${me.uid}): ${e.code}`,
       ),
   });
 }
 
-/** Entry point: the run, with every refusal logged and printed. */
-async function main(): Promise<never> {
-  let hardening: Hardening;
-  try {
-    hardening = hardenProcess();
-  } catch (e) {
-    console.error(`${TOOL}: abort, ${errorText(e)}`);
-    Deno.exit(EXIT.internal);
-  }
-  const log = new Log();
-  log.connect();
-  try {
-    return await run(log, hardening, process.argv0, Deno.args);
-  } catch (e) {
-    const abort = e instanceof Abort
-      ? e
-      : new Abort(EXIT.internal, `abort, internal error: ${errorText(e)}`);
-    if (abort.usage) {
-      if (abort.message) console.log(abort.message);
-      console.log(USAGE);
-    } else {
-      log.write(abort.severity, abort.message);
-      console.error(`${TOOL}: ${abort.message}`);
-    }
-    Deno.exit(abort.code);
-  }
+/** A usage error: its message and the usage text on stdout. */
+function reportUsage(abort: Abort): boolean {
+  if (!(abort instanceof UsageAbort)) return false;
+  if (abort.message) console.log(abort.message);
+  console.log(USAGE);
+  return true;
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  await runPrivileged(
+    { name: TOOL, internalExit: EXIT.internal, report: reportUsage },
+    (log, hardening) => run(log, hardening, process.argv0, Deno.args),
+  );
+}

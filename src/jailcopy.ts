@@ -46,6 +46,7 @@ import { isElf } from "./elf.ts";
 import {
   copyFd,
   type Dir,
+  hostFstat,
   hostLstat,
   hostReadlink,
   hostStat,
@@ -393,7 +394,7 @@ export class CopyEngine {
   #copyFile(path: string, options: CopyOptions): void {
     const source = this.#openHost(path, c.O_RDONLY | c.O_NONBLOCK | c.O_NOCTTY);
     try {
-      const st = fullStat(source);
+      const st = hostFstat(source);
       if (st.type !== "file") throw new JkError("it is no longer a regular file");
       if (options.checkLibs !== false && needsResolving(source, st)) {
         if (!this.#copyNeeds(path, options)) return;
@@ -524,25 +525,6 @@ function mirrorOf(options: CopyOptions): MirrorOptions {
 
 function ownerOf(st: NodeStat | null): { uid: number; gid: number } {
   return st ? { uid: st.uid, gid: st.gid } : ROOT_OWNED;
-}
-
-function fullStat(fd: number): NodeStat {
-  const st = c.fstatFull(fd);
-  const format = st.mode & c.S_IFMT;
-  return {
-    type: format === c.S_IFREG ? "file" : format === c.S_IFDIR ? "dir" : "fifo",
-    perm: st.mode & 0o7777,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    nlink: st.nlink,
-    dev: st.dev,
-    ino: st.ino,
-    rdev: st.rdev,
-    atime: st.atime,
-    mtime: st.mtime,
-    virtual: false,
-  };
 }
 
 const head = new Uint8Array(4);

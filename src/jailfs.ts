@@ -179,6 +179,18 @@ export function hostLstat(path: string, dirFd: number = c.AT_FDCWD): NodeStat | 
 }
 
 /**
+ * `fstat` of an open host file, with every field a copy needs.
+ *
+ * @example
+ * ```ts
+ * hostFstat(fd).type; // "file"
+ * ```
+ */
+export function hostFstat(fd: number): NodeStat {
+  return nodeStat(c.fstatFull(fd));
+}
+
+/**
  * `stat` (following symlinks) of a host path; null when it or a link target is missing.
  *
  * @example
@@ -468,7 +480,7 @@ export class Jail {
     if (normal === "/") throw new JkError(`the root directory cannot be a jail`, UNSAFE_EXIT);
     const fd = openHostDir(normal, options.create === true && !options.dryRun, options.onCreate);
     try {
-      const st = nodeStat(c.fstatFull(fd));
+      const st = hostFstat(fd);
       if (st.type !== "dir") throw new JkError(`${normal} is not a directory`, 3);
       if (st.uid !== 0) throw new JkError(`${normal} is not owned by root`, UNSAFE_EXIT);
       if (st.perm & 0o022) {

@@ -86,8 +86,9 @@ import {
   setNoNewPrivs,
   type Target,
 } from "./privileged.ts";
+import { stepRunner } from "./privtool.ts";
 import { INSTALLED, logSocketPath } from "./site.ts";
-import { FfiTransport, LOG_DAEMON, LOG_ERR, LOG_NOTICE, openLog, type Syslog } from "./syslog.ts";
+import { HostLog, LOG_DAEMON, LOG_ERR, LOG_NOTICE } from "./syslog.ts";
 
 const TOOL = "jk_chrootlaunch";
 
@@ -356,30 +357,19 @@ function become(target: Target): void {
   }
 }
 
-/** Exit codes of the privileged steps, by `PrivilegeError.reason`. */
-const PRIVILEGE_EXIT: Record<string, number> = {
-  chdir: EXIT.chdir,
-  moved: EXIT.unsafeJail,
+/** Runs a step of src/privileged.ts; its failure becomes an `Abort` with jailkit's exit code. */
+const step = stepRunner({
+  chdirJail: EXIT.chdir,
+  jailMoved: EXIT.unsafeJail,
   chroot: EXIT.chroot,
+  setgid: EXIT.setgid,
   setgroups: EXIT.setgid,
-  setresgid: EXIT.setgid,
-  setresuid: EXIT.setuid,
-  verify: EXIT.setuid,
+  setuid: EXIT.setuid,
   capabilities: EXIT.setuid,
-  no_new_privs: EXIT.noNewPrivs,
+  noNewPrivs: EXIT.noNewPrivs,
   exec: EXIT.exec,
-};
-
-function step<T>(what: string, run: () => T): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof PrivilegeError) {
-      throw new JkError(`abort, ${what}: ${e.message}`, PRIVILEGE_EXIT[e.reason] ?? EXIT.internal);
-    }
-    throw e;
-  }
-}
+  internal: EXIT.internal,
+});
 
 /**
  * fds 0-2 open and not close-on-exec for the daemon: one that is closed or
@@ -399,7 +389,7 @@ function ensureStandardFds(): void {
 }
 
 /** The launch; returns only by throwing. */
-function launch(options: LaunchOptions, log: Syslog<void>): never {
+function launch(options: LaunchOptions, log: HostLog): never {
   if (geteuid() !== 0) throw new JkError(`abort, ${TOOL} must be run as root`, EXIT.usage);
   const target = launchTarget(options.user, options.group);
   const jailArg = options.jail;
@@ -422,17 +412,18 @@ function launch(options: LaunchOptions, log: Syslog<void>): never {
   const inside = pathInJail(jail, options.exec);
   const pidfile = options.pidfile === undefined ? null : writePidfile(options.pidfile);
   try {
-    step(`entering ${jail}`, () => enterJail(jail));
+    step(`abort, entering ${jail}`, () => enterJail(jail));
+    log.pin();
     const program = checkedExecutable(inside);
-    step("changing ids", () => become(target));
-    if (!options.allowSetuid) step("no_new_privs", setNoNewPrivs);
+    step("abort, changing ids", () => become(target));
+    if (!options.allowSetuid) step("abort, no_new_privs", setNoNewPrivs);
     log.log(
       LOG_NOTICE,
       `executing ${inside} in jail ${jail} as ${target.uid}:${target.gid} ` +
         `(groups ${target.groups.join(",") || "none"})`,
     );
     const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
-    step("preparing to execute", () => prepareExec());
+    step("abort, preparing to execute", () => prepareExec());
     ensureStandardFds();
     return execOrDie(program, [inside, ...options.args], env, {
       exitCode: EXIT.exec,
@@ -455,9 +446,8 @@ export function main(args: string[]): number {
     return EXIT.usage;
   }
   // Connected now, to the host's log socket: after chroot the path would be the jail's.
-  const transport = new FfiTransport(logSocketPath(INSTALLED));
-  transport.connect();
-  const log = openLog(TOOL, LOG_DAEMON, transport);
+  const log = new HostLog(TOOL, LOG_DAEMON, logSocketPath(INSTALLED));
+  log.connect();
   try {
     return launch(options, log);
   } catch (e) {

@@ -58,6 +58,7 @@ import { checkJail } from "./jailsafety.ts";
 import { consoleReporter, CopyEngine, type Reporter, resolveProgram } from "./jailcopy.ts";
 import { hostLstat, hostReadlink, Jail, JailEscapeError } from "./jailfs.ts";
 import {
+  appendLines,
   type GroupEntry,
   groupLine,
   parseGroup,
@@ -373,26 +374,8 @@ export function selectAccounts<T extends { name: string }>(
   return result;
 }
 
-/**
- * Appends lines to the bytes of a passwd or group file, adding the missing
- * final newline first. The existing bytes are kept exactly (a GECOS field in
- * Latin-1 survives).
- *
- * @example
- * ```ts
- * const text = new TextEncoder().encode("root:x:0:0::/root:/bin/sh");
- * new TextDecoder().decode(appendLines(text, ["bin:x:2:2::/bin:/bin/false"]));
- * // "root:x:0:0::/root:/bin/sh\nbin:x:2:2::/bin:/bin/false\n"
- * ```
- */
-export function appendLines(existing: Uint8Array, lines: readonly string[]): Uint8Array {
-  const newline = existing.length > 0 && existing[existing.length - 1] !== 0x0a ? "\n" : "";
-  const tail = new TextEncoder().encode(newline + lines.map((l) => l + "\n").join(""));
-  const out = new Uint8Array(existing.length + tail.length);
-  out.set(existing);
-  out.set(tail, existing.length);
-  return out;
-}
+/** Re-exported: it moved to src/passwd.ts, shared with jk_jailuser. */
+export { appendLines };
 
 /**
  * The jk_socketd.ini section name of a jail's /dev/log.

@@ -7,7 +7,8 @@
  * installed jk_lsh) and their primary and supplementary groups to
  * JAIL/etc/group, then changes the host account with usermod(8): home
  * `JAIL/./HOME`, shell the installed jk_chrootsh. With `-m` the home's
- * contents move into the jail first. Interactive unless `-n`: asks for the
+ * contents are copied into the jail first, and the old home is removed once
+ * the account points into the jail. Interactive unless `-n`: asks for the
  * jail when it is not valid, and whether to move each home outside it.
  *
  * Differences from jailkit 2.23, on purpose:
@@ -20,8 +21,14 @@
  *   never as root, so hardlinks and symlinks planted in a home cannot make
  *   root read or write a file the user could not; it refuses outright a home
  *   holding hardlinked files; symlinks are kept as symlinks (jailkit copied
- *   their targets, as root); the home moves before the account is changed, so
- *   a failed move leaves the account as it was;
+ *   their targets, as root);
+ * - nothing is removed before everything that can fail has been done: a user
+ *   with running processes (which usermod would refuse) is refused before
+ *   anything changes; the home is copied, then usermod changes the account,
+ *   and only then is the old home removed. A failed copy or usermod removes
+ *   the copy again, so the account and the old home stay as they were (the
+ *   lines added to the jail's passwd and group stay: a rerun finds them);
+ * - jail files keep their bytes (a Latin-1 GECOS of another user survives);
  * - jail files are replaced atomically (temporary file and rename), never
  *   appended to or rewritten in place;
  * - `--noninteractive` works (jailkit registered only `-n`), `--nomove` means
@@ -30,8 +37,10 @@
  *   files usermod changes (jailkit asked NSS, then usermod failed for users
  *   it cannot change).
  *
- * Exit codes: 0 done, 1 usage error or not root or some user failed, 2 no
- * user named or a jail file could not be written, 33 no valid jail.
+ * Exit codes: 0 done, 1 usage error or not root or some user failed (among
+ * them a user with running processes: "user U has running processes ...",
+ * their account and home left as they were), 2 no user named or a jail file
+ * could not be written, 33 no valid jail.
  *
  * @module
  */
@@ -41,6 +50,7 @@ import { errorText, JkError, parseCommandLine, runMain, warn } from "./cli.ts";
 import { RootedPaths } from "./deps.ts";
 import { checkJail } from "./jailsafety.ts";
 import {
+  appendLines,
   type GroupEntry,
   groupLine,
   parseGroup,
@@ -125,50 +135,75 @@ export function newHostHome(hostHome: string, jail: string): string {
 // Jail files
 
 /**
- * passwd text with a line for `user` appended; `null` when a line with that
- * name is already there (jailkit leaves an existing entry alone).
+ * passwd bytes with a line for `user` appended; `null` when a line with that
+ * name is already there (jailkit leaves an existing entry alone). The existing
+ * bytes are kept exactly.
  *
  * @example
  * ```ts
- * addUserLine("", { name: "a", password: "x", uid: 1000, gid: 1000, gecos: "",
- *   home: "/home/a", shell: "/usr/sbin/jk_lsh" }); // "a:x:1000:1000::/home/a:/usr/sbin/jk_lsh\n"
+ * const out = addUserLine(new Uint8Array(), { name: "a", password: "x", uid: 1000, gid: 1000,
+ *   gecos: "", home: "/home/a", shell: "/usr/sbin/jk_lsh" });
+ * new TextDecoder().decode(out!); // "a:x:1000:1000::/home/a:/usr/sbin/jk_lsh\n"
  * ```
  */
-export function addUserLine(text: string, user: Omit<PasswdEntry, "line">): string | null {
-  if (parsePasswd(text).entries.some((e) => e.name === user.name)) return null;
-  return withLine(text, passwdLine(user));
+export function addUserLine(
+  bytes: Uint8Array,
+  user: Omit<PasswdEntry, "line">,
+): Uint8Array | null {
+  if (parsePasswd(decodeLossy(bytes)).entries.some((e) => e.name === user.name)) return null;
+  return appendLines(bytes, [passwdLine(user)]);
 }
 
 /**
- * group text in which the group exists (by name) and, when `member` is given,
+ * group bytes in which the group exists (by name) and, when `member` is given,
  * lists it; `null` when nothing changes. A group already present by name with
- * a different gid is left as it is.
+ * a different gid is left as it is. Only the changed line is rewritten; the
+ * other bytes are kept exactly.
  *
  * @example
  * ```ts
- * addGroupMember("", { name: "sftp", gid: 1001 }, "alice"); // "sftp:x:1001:alice\n"
- * addGroupMember("sftp:x:1001:bob\n", { name: "sftp", gid: 1001 }, "alice"); // "sftp:x:1001:bob,alice\n"
+ * const text = (b: Uint8Array | null) => new TextDecoder().decode(b!);
+ * text(addGroupMember(new Uint8Array(), { name: "sftp", gid: 1001 }, "alice")); // "sftp:x:1001:alice\n"
+ * const old = new TextEncoder().encode("sftp:x:1001:bob\n");
+ * text(addGroupMember(old, { name: "sftp", gid: 1001 }, "alice")); // "sftp:x:1001:bob,alice\n"
  * ```
  */
 export function addGroupMember(
-  text: string,
+  bytes: Uint8Array,
   group: { name: string; gid: number },
   member: string | null,
-): string | null {
-  const parsed = parseGroup(text);
-  const existing = parsed.entries.find((e) => e.name === group.name);
+): Uint8Array | null {
+  const existing = parseGroup(decodeLossy(bytes)).entries.find((e) => e.name === group.name);
   if (!existing) {
     const line = groupLine({ ...group, password: "x", members: member ? [member] : [] });
-    return withLine(text, line);
+    return appendLines(bytes, [line]);
   }
   if (member === null || existing.members.includes(member)) return null;
-  const lines = text.split("\n");
-  lines[existing.line - 1] = groupLine({ ...existing, members: [...existing.members, member] });
-  return lines.join("\n");
+  const line = groupLine({ ...existing, members: [...existing.members, member] });
+  return replaceLine(bytes, existing.line, line);
 }
 
-function withLine(text: string, line: string): string {
-  return text === "" || text.endsWith("\n") ? `${text}${line}\n` : `${text}\n${line}\n`;
+/**
+ * Decodes for parsing only: a newline byte is never part of a UTF-8 sequence,
+ * so line numbers match the bytes even where other bytes are not UTF-8.
+ */
+function decodeLossy(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
+
+/** `bytes` with its 1-based line `lineNo` (without its newline) replaced by `line`. */
+function replaceLine(bytes: Uint8Array, lineNo: number, line: string): Uint8Array {
+  let start = 0;
+  for (let n = 1; n < lineNo; n++) start = bytes.indexOf(0x0a, start) + 1;
+  let end = bytes.indexOf(0x0a, start);
+  if (end < 0) end = bytes.length;
+  if (end > start && bytes[end - 1] === 0x0d) end--; // keep a CRLF line's CR
+  const middle = new TextEncoder().encode(line);
+  const out = new Uint8Array(start + middle.length + bytes.length - end);
+  out.set(bytes.subarray(0, start));
+  out.set(middle, start);
+  out.set(bytes.subarray(end), start + middle.length);
+  return out;
 }
 
 /**
@@ -176,7 +211,7 @@ function withLine(text: string, line: string): string {
  * old one's mode and owner, then rename. Refuses a symlink or a non-file (the
  * rename would replace the link, but a link there means someone meddled).
  */
-function replaceJailFile(path: string, text: string): void {
+function replaceJailFile(path: string, bytes: Uint8Array): void {
   let mode = 0o644, uid = 0, gid = 0;
   try {
     const info = Deno.lstatSync(path);
@@ -189,7 +224,7 @@ function replaceJailFile(path: string, text: string): void {
   }
   const staged = `${dirname(path)}/.${basename(path)}.${TOOL}.${crypto.randomUUID().slice(0, 8)}`;
   try {
-    Deno.writeTextFileSync(staged, text, { createNew: true, mode });
+    Deno.writeFileSync(staged, bytes, { createNew: true, mode });
     Deno.chownSync(staged, uid, gid);
     Deno.chmodSync(staged, mode);
     Deno.renameSync(staged, path);
@@ -203,11 +238,11 @@ function replaceJailFile(path: string, text: string): void {
   }
 }
 
-function readTextOrEmpty(path: string): string {
+function readOrEmpty(path: string): Uint8Array {
   try {
-    return Deno.readTextFileSync(path);
+    return Deno.readFileSync(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return "";
+    if (e instanceof Deno.errors.NotFound) return new Uint8Array();
     throw new JkError(`cannot read ${path}: ${errorText(e)}`, EXIT.writeFailed);
   }
 }
@@ -307,18 +342,39 @@ interface Plan {
 }
 
 /**
- * Adds the user and their groups to the jail's files, moves the home when
- * asked, then points the host account at the jail. Returns false when the
- * user could not be (completely) jailed; a jail file that cannot be written
- * throws (exit 2), as in jailkit.
+ * Adds the user and their groups to the jail's files, copies the home into
+ * the jail when asked, points the host account at the jail, and only then
+ * removes the old home. Returns false when the user could not be (completely)
+ * jailed; a jail file that cannot be written throws (exit 2), as in jailkit.
  */
 function jailUser(plan: Plan, user: PasswdEntry, move: boolean): boolean {
   const { jail, verbose } = plan;
   const say = (line: string) => verbose && console.log(line);
   const jailHome = jailHomeFor(user.home, jail);
+  const newHome = newHostHome(user.home, jail);
+  const accountDone = user.home === newHome && user.shell === plan.chrootsh;
+
+  // Everything that can be checked is checked before anything changes.
+  if (!accountDone) {
+    const pids = userProcesses(user.uid);
+    if (pids.length > 0) {
+      const shown = pids.slice(0, 5).join(", ") + (pids.length > 5 ? ", ..." : "");
+      warn(
+        TOOL,
+        `user ${user.name} has running processes (pid ${shown}); stop them and run again, ` +
+          `nothing was changed`,
+      );
+      return false;
+    }
+  }
+  const primary = plan.groups.find((g) => g.gid === user.gid);
+  if (!primary) {
+    warn(TOOL, `group ID ${user.gid} of user ${user.name} does not exist in /etc/group`);
+    return false;
+  }
 
   const passwdFile = `${jail}/etc/passwd`;
-  const passwd = addUserLine(readTextOrEmpty(passwdFile), {
+  const passwd = addUserLine(readOrEmpty(passwdFile), {
     name: user.name,
     password: "x",
     uid: user.uid,
@@ -333,11 +389,6 @@ function jailUser(plan: Plan, user: PasswdEntry, move: boolean): boolean {
     replaceJailFile(passwdFile, passwd);
   }
 
-  const primary = plan.groups.find((g) => g.gid === user.gid);
-  if (!primary) {
-    warn(TOOL, `group ID ${user.gid} of user ${user.name} does not exist in /etc/group`);
-    return false;
-  }
   const memberships: [{ name: string; gid: number }, string | null][] = [
     [primary, null],
     ...plan.groups.filter((g) => g.members.includes(user.name))
@@ -345,28 +396,34 @@ function jailUser(plan: Plan, user: PasswdEntry, move: boolean): boolean {
   ];
   const groupFile = `${jail}/etc/group`;
   for (const [group, member] of memberships) {
-    const text = addGroupMember(readTextOrEmpty(groupFile), group, member);
-    if (text === null) continue;
+    const bytes = addGroupMember(readOrEmpty(groupFile), group, member);
+    if (bytes === null) continue;
     say(`adding ${member ? `user ${member} to ` : ""}group ${group.name} in ${groupFile}`);
-    replaceJailFile(groupFile, text);
+    replaceJailFile(groupFile, bytes);
   }
 
-  const newHome = newHostHome(user.home, jail);
-  if (move && !moveHome(plan, user, jailHome)) return false;
-  if (!move && !exists(`${jail}${jailHome}`)) {
+  let copy: HomeCopy | null = null;
+  if (move) {
+    const copied = copyHome(plan, user, jailHome);
+    if (copied === "failed") return false;
+    copy = copied;
+  } else if (!exists(`${jail}${jailHome}`)) {
     warn(TOOL, `note: ${jail}${jailHome} does not exist; create it, or use -m to move the home`);
   }
 
-  if (user.home === newHome && user.shell === plan.chrootsh) {
-    say(`user ${user.name} has a correct home directory and shell already`);
-    return true;
+  if (accountDone) say(`user ${user.name} has a correct home directory and shell already`);
+  else {
+    say(`modify user ${user.name}; dir ${newHome} and shell ${plan.chrootsh}`);
+    const r = runQuiet(USERMOD, ["-d", newHome, "-s", plan.chrootsh, "--", user.name]);
+    if (!r.ok) {
+      warn(TOOL, `failed to modify user ${user.name}: ${r.stderr}`);
+      if (copy) undoCopy(copy, user);
+      return false;
+    }
   }
-  say(`modify user ${user.name}; dir ${newHome} and shell ${plan.chrootsh}`);
-  const r = runQuiet(USERMOD, ["-d", newHome, "-s", plan.chrootsh, "--", user.name]);
-  if (!r.ok) {
-    warn(TOOL, `failed to modify user ${user.name}: ${r.stderr}`);
-    return false;
-  }
+
+  // The account now points into the jail: the old home is no longer needed.
+  if (copy) removeOldHome(copy, user);
   return true;
 }
 
@@ -384,7 +441,7 @@ function runQuiet(
   program: string,
   args: string[],
   as?: { uid: number; gid: number },
-): { ok: boolean; stderr: string } {
+): { ok: boolean; stdout: string; stderr: string } {
   const out = new Deno.Command(program, {
     args,
     uid: as?.uid,
@@ -393,25 +450,71 @@ function runQuiet(
     clearEnv: true,
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" },
     stdin: "null",
-    stdout: "null",
+    stdout: "piped",
     stderr: "piped",
   }).outputSync();
-  const stderr = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join("; ");
-  return { ok: out.success, stderr };
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const stderr = text(out.stderr).trim().split("\n").slice(-3).join("; ");
+  return { ok: out.success, stdout: text(out.stdout), stderr };
+}
+
+/**
+ * Process ids whose /proc directory the user owns: their processes, as far
+ * as the kernel shows (it shows the effective uid of a dumpable process).
+ * Deno grants /proc only to --allow-all, so find(1), already needed to empty
+ * homes, lists them. A process seen only by usermod (real or saved uid)
+ * still stops the move at usermod, after the copy, which is then removed.
+ */
+function userProcesses(uid: number): number[] {
+  const r = runQuiet(FIND, [
+    "/proc",
+    "-mindepth",
+    "1",
+    "-maxdepth",
+    "1",
+    "-name",
+    "[0-9]*",
+    "-uid",
+    String(uid),
+    "-printf",
+    "%f\\n",
+  ]);
+  // find exits non-zero when a process ends while it looks: what it printed stands.
+  return r.stdout.split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+}
+
+/** A path that could not be read while scanning a home. */
+class ScanError extends Error {
+  constructor(readonly path: string, cause: unknown) {
+    super(`cannot read ${path}: ${errorText(cause)}`, { cause });
+  }
 }
 
 /**
  * Non-directories in `dir` with more than one link, found with lstat (links
  * are not followed). A hardlink in a home may point at any file on the same
- * file system, the user's or not: jailkit's root copy then copied it.
+ * file system, the user's or not: jailkit's root copy then copied it. Throws
+ * ScanError naming the entry that could not be read (the user may change
+ * their home while it is scanned).
  */
 function hardlinkedFiles(dir: string, limit = 5): string[] {
   const found: string[] = [];
   const walk = (path: string) => {
-    for (const entry of Deno.readDirSync(path)) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(path)];
+    } catch (e) {
+      throw new ScanError(path, e);
+    }
+    for (const entry of entries) {
       if (found.length >= limit) return;
       const child = `${path}/${entry.name}`;
-      const info = Deno.lstatSync(child);
+      let info: Deno.FileInfo;
+      try {
+        info = Deno.lstatSync(child);
+      } catch (e) {
+        throw new ScanError(child, e);
+      }
       if (info.isDirectory) walk(child);
       else if ((info.nlink ?? 1) > 1) found.push(child);
     }
@@ -424,8 +527,10 @@ function hardlinkedFiles(dir: string, limit = 5): string[] {
  * Creates the directories above the home inside the jail (`JAIL/home` for
  * `/home/alice`) as root, with the host's modes minus group and other write;
  * existing ones must be real root-owned directories writable only by root.
+ * Returns the directories it created, outermost first.
  */
-function mirrorParents(jail: string, jailHome: string): void {
+function mirrorParents(jail: string, jailHome: string): string[] {
+  const created: string[] = [];
   let path = "";
   for (const part of dirname(jailHome).split("/").filter((p) => p !== "")) {
     path += `/${part}`;
@@ -434,11 +539,11 @@ function mirrorParents(jail: string, jailHome: string): void {
     try {
       info = Deno.lstatSync(target);
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (!(e instanceof Deno.errors.NotFound)) throw new ScanError(target, e);
     }
     if (info) {
       if (!info.isDirectory || info.uid !== 0 || ((info.mode ?? 0) & 0o022)) {
-        throw new JkError(`${target} is not a root-owned directory writable only by root`);
+        throw new Error(`${target} is not a root-owned directory writable only by root`);
       }
       continue;
     }
@@ -448,37 +553,65 @@ function mirrorParents(jail: string, jailHome: string): void {
     } catch {
       // no such directory on the host: 0755
     }
-    Deno.mkdirSync(target, { mode });
-    Deno.chownSync(target, 0, 0);
-    Deno.chmodSync(target, mode);
+    try {
+      Deno.mkdirSync(target, { mode });
+      created.push(target);
+      Deno.chownSync(target, 0, 0);
+      Deno.chmodSync(target, mode);
+    } catch (e) {
+      removeEmptyDirs(created);
+      throw new Error(`cannot create ${target}: ${errorText(e)}`);
+    }
+  }
+  return created;
+}
+
+/** Removes directories that are empty, innermost first; a non-empty one stays. */
+function removeEmptyDirs(dirs: readonly string[]): void {
+  for (const dir of [...dirs].reverse()) {
+    try {
+      Deno.removeSync(dir); // rmdir: fails on a non-empty directory
+    } catch {
+      // something else was put there meanwhile: keep it
+    }
   }
 }
 
+/** A home copied into the jail whose old home is still in place. */
+interface HomeCopy {
+  oldHome: string;
+  target: string;
+  /** What the target was before, to restore on undo; null when it was created. */
+  before: { uid: number; gid: number; mode: number } | null;
+  /** Parent directories created in the jail, outermost first. */
+  parents: string[];
+}
+
 /**
- * Moves the home into the jail as the user: root only creates the empty
- * target (the user's, with the old home's group and mode); `cp -a` run as the
- * user copies, `find -delete` run as the user empties the old home, and root
- * removes the then-empty directory. Returns false when something was left
- * undone, with the reason printed.
+ * Copies the home into the jail as the user: root only creates the empty
+ * target (the user's, with the old home's group and mode) and its parents;
+ * `cp -a` run as the user copies. The old home is left in place. Returns null
+ * when there is nothing to move, "failed" (reason printed, the copy undone)
+ * when the home cannot be moved.
  */
-function moveHome(plan: Plan, user: PasswdEntry, jailHome: string): boolean {
+function copyHome(plan: Plan, user: PasswdEntry, jailHome: string): HomeCopy | null | "failed" {
   const { jail, verbose } = plan;
   const oldHome = normalize(user.home).replace(/(.)\/+$/, "$1");
   const target = `${jail}${jailHome === "/" ? "" : jailHome}`;
   if (oldHome === normalize(target).replace(/(.)\/+$/, "$1") || isInJail(oldHome, jail)) {
     console.log(`home directory ${user.home} is already inside the jail`);
-    return true;
+    return null;
   }
   let old: Deno.FileInfo;
   try {
     old = Deno.lstatSync(oldHome);
   } catch {
     warn(TOOL, `home directory ${oldHome} does not exist, nothing moved`);
-    return true;
+    return null;
   }
   if (!old.isDirectory) {
     warn(TOOL, `home directory ${oldHome} is not a directory (a symlink?), nothing moved`);
-    return false;
+    return "failed";
   }
   try {
     const linked = hardlinkedFiles(oldHome);
@@ -488,40 +621,112 @@ function moveHome(plan: Plan, user: PasswdEntry, jailHome: string): boolean {
         `refusing to move ${oldHome}: it holds hardlinked files (${linked.join(", ")}); ` +
           `remove the extra links first`,
       );
-      return false;
+      return "failed";
     }
-    mirrorParents(jail, jailHome);
+  } catch (e) {
+    if (!(e instanceof ScanError)) throw e;
+    const hint = e.cause instanceof Deno.errors.NotFound ? " (did it change meanwhile?)" : "";
+    warn(TOOL, `${e.message}${hint}, nothing moved`);
+    return "failed";
+  }
+
+  let parents: string[];
+  try {
+    parents = mirrorParents(jail, jailHome);
+  } catch (e) {
+    warn(TOOL, `${errorText(e)}, nothing moved`);
+    return "failed";
+  }
+  const copy: HomeCopy = { oldHome, target, before: null, parents };
+  try {
     if (exists(target)) {
       const info = Deno.lstatSync(target);
       if (!info.isDirectory || [...Deno.readDirSync(target)].length > 0) {
         warn(TOOL, `${target} already exists and is not an empty directory, nothing moved`);
-        return false;
+        removeEmptyDirs(parents);
+        return "failed";
       }
+      copy.before = { uid: info.uid ?? 0, gid: info.gid ?? 0, mode: (info.mode ?? 0) & 0o7777 };
     } else {
       Deno.mkdirSync(target, { mode: 0o700 });
     }
     Deno.chownSync(target, user.uid, old.gid ?? user.gid);
     Deno.chmodSync(target, (old.mode ?? 0o755) & 0o1777);
   } catch (e) {
-    warn(TOOL, `cannot prepare ${target}: ${errorText(e)}`);
-    return false;
+    warn(TOOL, `cannot prepare ${target}: ${errorText(e)}, nothing moved`);
+    undoCopy(copy, user);
+    return "failed";
   }
-  if (verbose) console.log(`Moving files from ${oldHome} to ${target} as ${user.name}`);
-  const as = { uid: user.uid, gid: user.gid };
-  const copied = runQuiet(CP, ["-a", "-T", "--", oldHome, target], as);
+  if (verbose) console.log(`Copying files from ${oldHome} to ${target} as ${user.name}`);
+  const copied = runQuiet(CP, ["-a", "-T", "--", oldHome, target], asUser(user));
   if (!copied.ok) {
     warn(TOOL, copied.stderr);
     console.log(`Not everything was copied to ${target}, keeping the old directory ${oldHome}`);
-    return false;
+    undoCopy(copy, user);
+    return "failed";
   }
-  const emptied = runQuiet(FIND, [oldHome, "-mindepth", "1", "-delete"], as);
+  return copy;
+}
+
+function asUser(user: PasswdEntry): { uid: number; gid: number } {
+  return { uid: user.uid, gid: user.gid };
+}
+
+/**
+ * Empties a directory of the user's as the user: find gives the owner read,
+ * write and search on directories that lack them (cp -a copies a read-only
+ * directory as read-only), before entering them, then deletes depth first. Run as the user, a link
+ * planted meanwhile can only reach what the user could change anyway.
+ */
+function emptyAsUser(dir: string, user: PasswdEntry): { ok: boolean; stderr: string } {
+  runQuiet(FIND, [
+    dir,
+    "-type",
+    "d",
+    "!",
+    "-perm",
+    "-u=rwx",
+    "-exec",
+    "chmod",
+    "u+rwx",
+    "--",
+    "{}",
+    ";",
+  ], asUser(user));
+  return runQuiet(FIND, [dir, "-mindepth", "1", "-delete"], asUser(user));
+}
+
+/**
+ * Takes back a copy after a failure: empties the target as the user, then
+ * root removes it (or restores the empty directory that was there) and the
+ * parents it created. What cannot be removed is named.
+ */
+function undoCopy(copy: HomeCopy, user: PasswdEntry): void {
+  const emptied = emptyAsUser(copy.target, user);
   try {
     if (!emptied.ok) throw new Error(emptied.stderr);
-    Deno.removeSync(oldHome);
+    if (copy.before === null) Deno.removeSync(copy.target);
+    else {
+      Deno.chownSync(copy.target, copy.before.uid, copy.before.gid);
+      Deno.chmodSync(copy.target, copy.before.mode);
+    }
   } catch (e) {
-    warn(TOOL, `copied, but failed to remove ${oldHome}: ${errorText(e)}`);
+    warn(TOOL, `could not remove the partial copy ${copy.target}: ${errorText(e)}`);
+    return;
   }
-  return true;
+  removeEmptyDirs(copy.parents);
+  console.log(`removed the copy ${copy.target}; ${copy.oldHome} and the account are unchanged`);
+}
+
+/** Removes the old home once the account points into the jail: as the user, then root's rmdir. */
+function removeOldHome(copy: HomeCopy, user: PasswdEntry): void {
+  const emptied = emptyAsUser(copy.oldHome, user);
+  try {
+    if (!emptied.ok) throw new Error(emptied.stderr);
+    Deno.removeSync(copy.oldHome);
+  } catch (e) {
+    warn(TOOL, `copied, but failed to remove ${copy.oldHome}: ${errorText(e)}`);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -559,8 +764,8 @@ export function jailUsers(args: string[]): number {
     shell,
     chrootsh: toolPath(INSTALLED, "usr/sbin", "jk_chrootsh"),
     verbose: !!values.verbose,
-    passwd: parsePasswd(readTextOrEmpty("/etc/passwd")).entries,
-    groups: parseGroup(readTextOrEmpty("/etc/group")).entries,
+    passwd: parsePasswd(decodeLossy(readOrEmpty("/etc/passwd"))).entries,
+    groups: parseGroup(decodeLossy(readOrEmpty("/etc/group"))).entries,
   };
   let failed = 0;
   for (const name of positionals) {

@@ -119,7 +119,6 @@ import {
   POLLIN,
   POLLNVAL,
   POLLOUT,
-  read,
   readDirFd,
   S_IFDIR,
   S_IFMT,
@@ -140,7 +139,7 @@ import {
   unlinkat,
   write,
 } from "./libc.ts";
-import { dropTo, enterJail, PrivilegeError, setNoNewPrivs } from "./privileged.ts";
+import { dropTo, enterJail, PrivilegeError, processArgv, setNoNewPrivs } from "./privileged.ts";
 import {
   clampLimits,
   CLI_DEFAULT_INTERVAL,
@@ -1050,19 +1049,7 @@ function writePidfile(path: string, pid: number, into: Resources): void {
 
 /** How to start this program again: the executable and the arguments before ours. */
 function selfCommand(): { program: string; prefix: string[] } {
-  const fd = open("/proc/self/cmdline", O_RDONLY);
-  const chunks: Uint8Array[] = [];
-  try {
-    for (;;) {
-      const buf = new Uint8Array(65536);
-      const n = read(fd, buf);
-      if (n === 0) break;
-      chunks.push(buf.subarray(0, n));
-    }
-  } finally {
-    close(fd);
-  }
-  const argv = lenient.decode(chunks.reduce(concat, new Uint8Array())).split("\0").slice(0, -1);
+  const argv = processArgv().map((a) => lenient.decode(a));
   const first = argv.length - Deno.args.length;
   if (first < 1 || argv.slice(first).some((a, i) => a !== Deno.args[i])) {
     throw new JkError("cannot tell from /proc/self/cmdline how jk_socketd was started");

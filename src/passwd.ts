@@ -126,6 +126,27 @@ export function groupLine(e: Omit<GroupEntry, "line">): string {
   return fields.join(":");
 }
 
+/**
+ * Appends lines to the bytes of a passwd or group file, adding the missing
+ * final newline first. The existing bytes are kept exactly (a GECOS field in
+ * Latin-1 survives).
+ *
+ * @example
+ * ```ts
+ * const text = new TextEncoder().encode("root:x:0:0::/root:/bin/sh");
+ * new TextDecoder().decode(appendLines(text, ["bin:x:2:2::/bin:/bin/false"]));
+ * // "root:x:0:0::/root:/bin/sh\nbin:x:2:2::/bin:/bin/false\n"
+ * ```
+ */
+export function appendLines(existing: Uint8Array, lines: readonly string[]): Uint8Array {
+  const newline = existing.length > 0 && existing[existing.length - 1] !== 0x0a ? "\n" : "";
+  const tail = new TextEncoder().encode(newline + lines.map((l) => l + "\n").join(""));
+  const out = new Uint8Array(existing.length + tail.length);
+  out.set(existing);
+  out.set(tail, existing.length);
+  return out;
+}
+
 function checkFields(fields: string[]): void {
   for (const f of fields) {
     if (/[:\n\r\0]/.test(f)) {

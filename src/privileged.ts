@@ -328,17 +328,16 @@ export interface CommandLine {
 }
 
 /**
- * Reads /proc/self/cmdline through libc (Deno's file API refuses /proc short
- * of --allow-all). The caller's arguments are its last `Deno.args.length`
- * entries: before them a dev launcher puts Deno's `run` flags and the entry.
- * Also replaces `node:process`'s argv0, whose import costs ~20 ms per start.
+ * Every entry of /proc/self/cmdline as raw bytes, read through libc (Deno's
+ * file API refuses /proc short of --allow-all): the runtime's own argv, which
+ * in a dev launcher starts with `deno run` and its flags.
  *
  * @example
  * ```ts
- * const { argv0, args } = commandLine(); // "-jk_chrootsh", [bytes of "-c", bytes of "ls"]
+ * processArgv().map((a) => new TextDecoder().decode(a)); // ["deno", "run", ..., "-v"]
  * ```
  */
-export function commandLine(): CommandLine {
+export function processArgv(): Uint8Array[] {
   const fd = open("/proc/self/cmdline", O_RDONLY);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -367,6 +366,22 @@ export function commandLine(): CommandLine {
       start = i + 1;
     }
   }
+  return entries;
+}
+
+/**
+ * argv[0] and the caller's arguments from `processArgv()`: the arguments are
+ * its last `Deno.args.length` entries; before them a dev launcher puts Deno's
+ * `run` flags and the entry.
+ * Also replaces `node:process`'s argv0, whose import costs ~20 ms per start.
+ *
+ * @example
+ * ```ts
+ * const { argv0, args } = commandLine(); // "-jk_chrootsh", [bytes of "-c", bytes of "ls"]
+ * ```
+ */
+export function commandLine(): CommandLine {
+  const entries = processArgv();
   const count = Deno.args.length;
   if (entries.length < count + 1) {
     throw new PrivilegeError("identity", "internal", "cannot read the command line");

@@ -394,3 +394,50 @@ export function openLog<R extends void | Promise<void>>(
 ): Syslog<R> {
   return new Syslog(ident, facility, transport, options);
 }
+
+/**
+ * The host's log for a process about to chroot: an `FfiTransport` to `path`,
+ * connected by `connect()` while the host's socket is still reachable. If that
+ * connect failed, nothing is logged at all; `pin()` after chroot makes sure a
+ * socket not connected by then is never opened, because the same path would
+ * now name the jail's socket, which the jail's owner controls.
+ *
+ * @example
+ * ```ts
+ * const log = new HostLog("jk_chrootsh", LOG_AUTH, "/dev/log");
+ * log.connect();
+ * log.log(LOG_INFO, "now entering jail /srv/jail for user alice (1000)");
+ * enterJail("/srv/jail");
+ * log.pin();
+ * ```
+ */
+export class HostLog {
+  readonly #transport: FfiTransport;
+  readonly #log: Syslog<void>;
+  #usable = true;
+
+  /**
+   * @param ident program name shown in each entry
+   * @param facility facility code, e.g. `LOG_AUTH`
+   * @param path the host's log socket
+   */
+  constructor(ident: string, facility: number, path: string) {
+    this.#transport = new FfiTransport(path);
+    this.#log = openLog(ident, facility, this.#transport);
+  }
+
+  /** Connects now, while the host's socket is still reachable; a failure disables the log. */
+  connect(): void {
+    this.#usable = this.#transport.connect();
+  }
+
+  /** After chroot: a socket not connected by now would be the jail's; never use it. */
+  pin(): void {
+    if (this.#transport.fd === null) this.#usable = false;
+  }
+
+  /** Logs one message if the log is usable; never throws. */
+  log(severity: Severity, message: string): void {
+    if (this.#usable) this.#log.log(severity, message);
+  }
+}

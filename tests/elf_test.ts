@@ -28,32 +28,10 @@ import {
   readLdCacheSync,
   readLdSoConf,
 } from "../src/ldcache.ts";
+import { Rng, testSeed } from "./harness.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/** xorshift32: a tiny deterministic PRNG, so every run fuzzes the same cases. */
-class Rng {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = seed >>> 0 || 1;
-  }
-  next(): number {
-    let x = this.#s;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.#s = x >>> 0;
-    return this.#s;
-  }
-  below(n: number): number {
-    return n <= 0 ? 0 : this.next() % n;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.below(xs.length)];
-  }
-}
 
 async function run(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
@@ -773,45 +751,45 @@ function mutate(rng: Rng, base: FuzzBase): Uint8Array {
   let b = base.bytes.slice();
   const hotOffset = () => {
     const [s, e] = rng.pick(base.hot);
-    return s + rng.below(Math.max(1, e - s));
+    return s + rng.int(Math.max(1, e - s));
   };
-  const anyOffset = () => (rng.below(10) < 8 ? hotOffset() : rng.below(b.length));
-  const rounds = 1 + rng.below(3);
+  const anyOffset = () => (rng.int(10) < 8 ? hotOffset() : rng.int(b.length));
+  const rounds = 1 + rng.int(3);
   for (let r = 0; r < rounds; r++) {
     const v = new DataView(b.buffer);
-    switch (rng.below(6)) {
+    switch (rng.int(6)) {
       case 0: { // bit flips
-        for (let n = 1 + rng.below(8); n > 0; n--) {
+        for (let n = 1 + rng.int(8); n > 0; n--) {
           const at = anyOffset();
-          if (at < b.length) b[at] ^= 1 << rng.below(8);
+          if (at < b.length) b[at] ^= 1 << rng.int(8);
         }
         break;
       }
       case 1: { // an interesting value in a field
         const at = hotOffset() & ~3;
-        const x = rng.below(4) === 0 ? BigInt(rng.next()) : rng.pick(INTERESTING);
-        const y = rng.below(3) === 0 ? BigInt(b.length + rng.below(3) - 1) : x;
+        const x = rng.int(4) === 0 ? BigInt(rng.uint32()) : rng.pick(INTERESTING);
+        const y = rng.int(3) === 0 ? BigInt(b.length + rng.int(3) - 1) : x;
         if (base.is64 && at + 8 <= b.length) v.setBigUint64(at, y & ((1n << 64n) - 1n), true);
         else if (at + 4 <= b.length) v.setUint32(at, Number(y & 0xffffffffn), true);
         break;
       }
       case 2: { // truncation, mostly inside what the parser reads
-        const cut = rng.below(2) === 0 ? hotOffset() : rng.below(b.length + 1);
+        const cut = rng.int(2) === 0 ? hotOffset() : rng.int(b.length + 1);
         b = b.slice(0, cut);
         break;
       }
       case 3: { // a dynamic entry retagged
         const entsize = base.is64 ? 16 : 8;
-        const at = base.dynOff + entsize * rng.below(30);
+        const at = base.dynOff + entsize * rng.int(30);
         if (at + entsize > b.length) break;
         if (base.is64) {
           v.setBigUint64(at, BigInt(rng.pick(TAGS)), true);
-          if (rng.below(2)) {
+          if (rng.int(2)) {
             v.setBigUint64(at + 8, rng.pick(INTERESTING) & ((1n << 64n) - 1n), true);
           }
         } else {
           v.setUint32(at, rng.pick(TAGS), true);
-          if (rng.below(2)) v.setUint32(at + 4, rng.next(), true);
+          if (rng.int(2)) v.setUint32(at + 4, rng.uint32(), true);
         }
         break;
       }
@@ -821,15 +799,15 @@ function mutate(rng: Rng, base: FuzzBase): Uint8Array {
         const n = Math.floor((e - s) / size);
         if (n < 2 || e > b.length) break;
         b.copyWithin(
-          s + size * rng.below(n),
-          s + size * rng.below(n),
-          s + size * rng.below(n) + size,
+          s + size * rng.int(n),
+          s + size * rng.int(n),
+          s + size * rng.int(n) + size,
         );
         break;
       }
       default: { // random bytes over a hot region
         const at = hotOffset();
-        for (let k = 0; k < 1 + rng.below(16) && at + k < b.length; k++) b[at + k] = rng.below(256);
+        for (let k = 0; k < 1 + rng.int(16) && at + k < b.length; k++) b[at + k] = rng.int(256);
       }
     }
   }
@@ -863,7 +841,7 @@ Deno.test("fuzz: 4000 mutated ELF files give only ElfError, each fast", async ()
     ),
     fuzzBase("crafted32be", buildElf({ cls: 32, le: false, needed: ["a"], rpath: "/r" }).bytes),
   ];
-  const rng = new Rng(0x5eed1234);
+  const rng = new Rng(testSeed(0x5eed1234));
   let worst = 0;
   let parsed = 0;
   for (let i = 0; i < 4000; i++) {
@@ -916,32 +894,31 @@ Deno.test("fuzz: 2000 mutated ld.so.caches give only LdCacheError", () => {
     [{ name: "liba.so.1", path: "/a", hwcap: 1n << 62n }, { name: "liba.so.1", path: "/b" }],
     { hwcaps: ["x86-64-v2"], layout: "old+new" },
   );
-  const rng = new Rng(0xcace);
+  const rng = new Rng(testSeed(0xcace));
   let worst = 0;
   for (let i = 0; i < 2000; i++) {
     const base = i % 2 === 0 ? real : crafted;
     let b = base.slice();
     const v = new DataView(b.buffer);
-    const hot =
-      () => (rng.below(4) === 0 ? rng.below(b.length) : rng.below(Math.min(b.length, 200)));
-    switch (rng.below(4)) {
+    const hot = () => (rng.int(4) === 0 ? rng.int(b.length) : rng.int(Math.min(b.length, 200)));
+    switch (rng.int(4)) {
       case 0:
-        for (let n = 1 + rng.below(8); n > 0; n--) b[hot()] ^= 1 << rng.below(8);
+        for (let n = 1 + rng.int(8); n > 0; n--) b[hot()] ^= 1 << rng.int(8);
         break;
       case 1: {
         const at = hot() & ~3;
         if (at + 4 <= b.length) {
-          v.setUint32(at, rng.below(3) ? rng.next() : b.length - rng.below(8), true);
+          v.setUint32(at, rng.int(3) ? rng.uint32() : b.length - rng.int(8), true);
         }
         break;
       }
       case 2:
-        b = b.slice(0, rng.below(b.length + 1));
+        b = b.slice(0, rng.int(b.length + 1));
         break;
       default: { // the extension directory
         const ext = v.getUint32(32, true);
-        const at = (ext + rng.below(40)) & ~3;
-        if (at + 4 <= b.length) v.setUint32(at, rng.next(), true);
+        const at = (ext + rng.int(40)) & ~3;
+        if (at + 4 <= b.length) v.setUint32(at, rng.uint32(), true);
       }
     }
     worst = Math.max(
@@ -953,11 +930,11 @@ Deno.test("fuzz: 2000 mutated ld.so.caches give only LdCacheError", () => {
 });
 
 Deno.test("fuzz: random #! lines and ld.so.conf texts never throw untyped errors", () => {
-  const rng = new Rng(77);
+  const rng = new Rng(testSeed(77));
   const alphabet = [..."#! \t\n\0/abc.*?[]-=include hwcap"].map((c) => c.charCodeAt(0));
   for (let i = 0; i < 1500; i++) {
-    const len = rng.below(400);
-    const bytes = new Uint8Array(len).map(() => rng.below(3) ? rng.pick(alphabet) : rng.below(256));
+    const len = rng.int(400);
+    const bytes = new Uint8Array(len).map(() => rng.int(3) ? rng.pick(alphabet) : rng.int(256));
     if (i % 2 === 0 && len >= 2) bytes.set([0x23, 0x21]);
     expectTypedOnly(`shebang case ${i}`, () => readShebang(bytes), []);
     const text = new TextDecoder().decode(bytes);
@@ -968,7 +945,7 @@ Deno.test("fuzz: random #! lines and ld.so.conf texts never throw untyped errors
     });
     expectTypedOnly(
       `conf case ${i}`,
-      () => readLdSoConf(rng.below(2) ? "/c" : "/d/x.conf", files),
+      () => readLdSoConf(rng.int(2) ? "/c" : "/d/x.conf", files),
       [
         LdSoConfError,
       ],

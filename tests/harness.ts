@@ -131,7 +131,7 @@ export async function runCommand(
   opts: RunOptions = {},
 ): Promise<RunResult> {
   const child = spawnCommand(cmd, args, opts);
-  return opts.stdin === undefined ? collectOutput(child) : finishChild(child, opts.stdin);
+  return await (opts.stdin === undefined ? collectOutput(child) : finishChild(child, opts.stdin));
 }
 
 /**
@@ -217,6 +217,59 @@ export async function createUser(
   };
 }
 
+/** A throw-away host group. */
+export interface TestGroup {
+  name: string;
+  gid: number;
+  /** Deletes the group. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Creates a host group `jkg<random>` with groupadd. Always `remove()` it in a
+ * `finally` (after the users in it).
+ *
+ * @example
+ * ```ts
+ * const g = await createGroup();
+ * const u = await createUser({ groups: [g.name] });
+ * ```
+ */
+export async function createGroup(): Promise<TestGroup> {
+  const name = `jkg${crypto.randomUUID().slice(0, 6)}`;
+  const r = await runCommand("groupadd", [name]);
+  if (r.code !== 0) throw new Error(`groupadd failed: ${r.stderr}`);
+  const entry = (await runCommand("getent", ["group", name])).stdout;
+  return {
+    name,
+    gid: Number(entry.split(":")[2]),
+    remove: async () => void await runCommand("groupdel", [name]),
+  };
+}
+
+/**
+ * Compiles a C `source` with cc and `flags` into a fresh scratch directory
+ * (removed when the test process ends); returns the program's path
+ * (root-owned, 0755). Callers compile once per process and keep the promise.
+ *
+ * @example
+ * ```ts
+ * const flip = await compileProgram("race-bin", SOURCE, ["-O2", "-Wall", "-Werror"]);
+ * ```
+ */
+export async function compileProgram(
+  label: string,
+  source: string,
+  flags: string[],
+): Promise<string> {
+  const dir = await scratchDir(label);
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  await Deno.writeTextFile(`${dir}/${label}.c`, source);
+  const cc = await runCommand("cc", [...flags, "-o", `${dir}/${label}`, `${dir}/${label}.c`]);
+  if (cc.code !== 0) throw new Error(`cc failed for ${label}: ${cc.stderr}`);
+  return `${dir}/${label}`;
+}
+
 /**
  * Copies host programs into `jail` at the same paths, with the libraries the
  * real loader reports for them (`ld.so --list`: test fixtures only; the product
@@ -254,5 +307,343 @@ export async function copyWithLibs(jail: string, programs: string[]): Promise<vo
       await Deno.symlink(target, `${jail}${leaf}`).catch(() => {});
       cur = target.startsWith("/") ? target : `${dir}/${target}`;
     }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Child `deno run` scripts (for what must not happen in the test runner)
+
+/** Options for `runDenoScript`. */
+export interface DenoScriptOptions {
+  /** Permission and other flags of `deno run`. */
+  flags?: string[];
+  /**
+   * A `sh -c` script run first, which must end by exec'ing `"$@"` (the deno
+   * command line), e.g. to open descriptors or mount /proc.
+   */
+  shell?: string;
+  /** A command line put in front (e.g. `setpriv ...`, `unshare ...`). */
+  wrapper?: string[];
+}
+
+/**
+ * Runs `source` as a module in a child `deno run` (written to a fresh
+ * temporary directory, removed afterwards): for anything that changes process
+ * state (chroot, ids, signals, umask), which must never happen in the runner.
+ *
+ * @example
+ * ```ts
+ * const r = await runDenoScript(`console.log(Deno.pid)`, { flags: [] });
+ * ```
+ */
+export async function runDenoScript(
+  source: string,
+  { flags = [], shell, wrapper = [] }: DenoScriptOptions = {},
+): Promise<RunResult> {
+  const dir = await Deno.makeTempDir({ prefix: "jktest-child-" });
+  try {
+    const script = `${dir}/child.ts`;
+    await Deno.writeTextFile(script, `${source}\n`);
+    const deno = [Deno.execPath(), "run", "--no-config", "--no-lock", "--no-prompt"];
+    const argv = [
+      ...wrapper,
+      ...(shell === undefined ? [] : ["/bin/sh", "-c", shell, "sh"]),
+      ...deno,
+      ...flags,
+      script,
+    ];
+    const child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    return await collectOutput(child);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Seeded randomness (fuzz, race and fault tests)
+
+/**
+ * The seed of this run: `JK_SEED` when set (a decimal number), else `fallback`,
+ * so a failure can be replayed: tests print their seed in failure messages.
+ *
+ * @example
+ * ```ts
+ * const rng = new Rng(testSeed(7));
+ * ```
+ */
+export function testSeed(fallback: number): number {
+  const given = Deno.env.get("JK_SEED");
+  if (given === undefined || given === "") return fallback;
+  const seed = Number(given);
+  if (!Number.isSafeInteger(seed)) throw new Error(`JK_SEED must be an integer: ${given}`);
+  return seed;
+}
+
+/**
+ * mulberry32: 32 bits of state, fast, good enough to pick test cases; the
+ * same seed gives the same sequence.
+ *
+ * @example
+ * ```ts
+ * const rng = new Rng(42);
+ * rng.int(10); // 0..9
+ * ```
+ */
+export class Rng {
+  #state: number;
+
+  /** @param seed any integer */
+  constructor(readonly seed: number) {
+    this.#state = seed >>> 0;
+  }
+
+  /** An unsigned 32-bit integer. */
+  uint32(): number {
+    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    return this.uint32() / 4294967296;
+  }
+
+  /** An integer in [0, n); 0 when n is 0. */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /** True with probability `p`. */
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  /** One element of a non-empty array. */
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Looking at processes from outside, through /proc
+
+/**
+ * The `Key:\tvalue` lines of a /proc/PID/status text (other lines ignored).
+ *
+ * @example
+ * ```ts
+ * assert.equal(statusFields("NoNewPrivs:\t1\n").NoNewPrivs, "1");
+ * ```
+ */
+export function statusFields(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^(\w+):\s*(.*?)\s*$/.exec(line);
+    if (m) fields[m[1]] = m[2];
+  }
+  return fields;
+}
+
+/**
+ * The fields of /proc/PID/status (`Uid`, `Groups`, `NoNewPrivs`, `CapEff`...).
+ *
+ * @example
+ * ```ts
+ * assert.equal(procStatus(pid).NoNewPrivs, "1");
+ * ```
+ */
+export function procStatus(pid: number): Record<string, string> {
+  return statusFields(Deno.readTextFileSync(`/proc/${pid}/status`));
+}
+
+/**
+ * The first child of process `pid` (e.g. a daemon's worker); throws when it has none.
+ *
+ * @example
+ * ```ts
+ * const relay = firstChildPid(daemon.pid);
+ * ```
+ */
+export function firstChildPid(pid: number): number {
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    const children = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
+    if (children) return Number(children.split(" ")[0]);
+  }
+  throw new Error(`process ${pid} has no child`);
+}
+
+/** What /proc shows of a process running a program inside a jail. */
+export interface Observed {
+  status: Record<string, string>;
+  /** Open descriptors, ascending. */
+  fds: number[];
+  root: string;
+  cwd: string;
+  exe: string;
+  cmdline: string[];
+  environ: string[];
+}
+
+/**
+ * Waits (up to 10 s) until `child` runs a program inside `jail` (its root is
+ * the jail and its executable below it), then reads /proc; null if it exited first.
+ *
+ * @example
+ * ```ts
+ * const seen = await observeInJail(child, jail);
+ * assert.equal(seen?.status.NoNewPrivs, "1");
+ * ```
+ */
+export async function observeInJail(
+  child: Deno.ChildProcess,
+  jail: string,
+): Promise<Observed | null> {
+  const pid = child.pid;
+  let exited = false;
+  child.status.then(() => exited = true);
+  for (let i = 0; i < 400 && !exited; i++) {
+    const root = await Deno.readLink(`/proc/${pid}/root`).catch(() => "");
+    const exe = await Deno.readLink(`/proc/${pid}/exe`).catch(() => "");
+    const split = async (f: string) =>
+      (await Deno.readTextFile(`/proc/${pid}/${f}`)).split("\0").filter((s) => s !== "");
+    // Mid-execve the new executable shows before its arguments are in place:
+    // an empty cmdline means "not yet".
+    const cmdline = root === jail && exe.startsWith(jail + "/")
+      ? await split("cmdline").catch(() => [])
+      : [];
+    if (cmdline.length > 0) {
+      return {
+        status: procStatus(pid),
+        fds: [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => Number(e.name))
+          .sort((a, b) => a - b),
+        root,
+        cwd: await Deno.readLink(`/proc/${pid}/cwd`),
+        exe,
+        cmdline,
+        environ: await split("environ"),
+      };
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------
+// Lines arriving over time, and a datagram listener (a stand-in for /dev/log)
+
+/**
+ * Lines arriving from somewhere (a log socket, a child's output), with a way
+ * to wait for one.
+ *
+ * @example
+ * ```ts
+ * const out = new Lines();
+ * out.push("ready");
+ * await out.waitFor(/ready/);
+ * ```
+ */
+export class Lines {
+  readonly lines: string[] = [];
+  #waiters: (() => void)[] = [];
+
+  push(line: string): void {
+    this.lines.push(line);
+    this.#waiters.splice(0).forEach((w) => w());
+  }
+
+  /** Resolves with the first line matching, waiting up to `ms`; the error shows the last lines. */
+  async waitFor(pattern: RegExp, ms = 15000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = this.lines.find((l) => pattern.test(l));
+      if (found !== undefined) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(
+          `no line matching ${pattern} within ${ms} ms; last lines:\n` +
+            this.lines.slice(-20).join("\n"),
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  matching(pattern: RegExp): string[] {
+    return this.lines.filter((l) => pattern.test(l));
+  }
+
+  /**
+   * Feeds the lines of a byte stream (a child's stdout, say) in; resolves
+   * when the stream ends.
+   */
+  async collect(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const dec = new TextDecoder();
+    let pending = "";
+    for await (const chunk of stream) {
+      pending += dec.decode(chunk, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      lines.forEach((l) => this.push(l));
+    }
+    if (pending) this.push(pending);
+  }
+}
+
+/**
+ * A unix datagram socket at `path` whose every datagram becomes a line, like
+ * the host's syslog at /dev/log. It listens from construction; `close()` is a
+ * syslog daemon exiting (the socket file goes), `reopen()` one starting again
+ * (the lines received so far are kept).
+ *
+ * @example
+ * ```ts
+ * const log = new DatagramListener(`${dir}/log`, { mode: 0o666 });
+ * try { await log.waitFor(/started/); } finally { await log.close(); }
+ * ```
+ */
+export class DatagramListener extends Lines {
+  #conn: Deno.DatagramConn | null = null;
+  #reading: Promise<void> = Promise.resolve();
+
+  /** @param mode permissions of the socket file (e.g. 0o666 so any user can send) */
+  constructor(readonly path: string, readonly options: { mode?: number } = {}) {
+    super();
+    this.reopen();
+  }
+
+  /** Listens again at the same path (after `close()`). */
+  reopen(): void {
+    const conn = this.#conn = Deno.listenDatagram({ transport: "unixpacket", path: this.path });
+    if (this.options.mode !== undefined) Deno.chmodSync(this.path, this.options.mode);
+    const dec = new TextDecoder();
+    this.#reading = (async () => {
+      try {
+        for await (const [data] of conn) this.push(dec.decode(data));
+      } catch {
+        // closed
+      }
+    })();
+  }
+
+  /** Stops listening and removes the socket file; closing twice is harmless. */
+  async close(): Promise<void> {
+    this.#conn?.close();
+    this.#conn = null;
+    await this.#reading;
+    await Deno.remove(this.path).catch(() => {});
   }
 }

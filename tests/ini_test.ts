@@ -19,6 +19,7 @@ import {
   unknownKeys,
 } from "../src/ini.ts";
 import { JkError } from "../src/cli.ts";
+import { Rng, testSeed } from "./harness.ts";
 
 const F = "/etc/jailkit/test.ini";
 
@@ -824,18 +825,6 @@ Deno.test("100k-line file parses fast; pathological 1 MiB inputs stay linear", (
   }
 });
 
-/** mulberry32: a small seeded PRNG, so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Pieces of INI-ish text; a fuzz line is a few of them. */
 const TOKENS = [
   "[",
@@ -951,7 +940,8 @@ function exercise(text: string, options: ParseOptions): boolean {
 }
 
 Deno.test("fuzz: 3000 seeded random inputs either parse or throw IniError", async () => {
-  const rand = prng(0x1a11c17);
+  const rng = new Rng(testSeed(0x1a11c17));
+  const rand = () => rng.next();
   const lossy = new TextDecoder();
   let parsed = 0;
   for (let i = 0; i < 3000; i++) {

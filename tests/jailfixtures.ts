@@ -1,7 +1,7 @@
 /**
- * Fixtures shared by the jail-building tests (jailcopy, jk_cp, jk_update):
- * fresh jails under /var/lib, a digest of a whole tree to prove nothing in
- * it changed, and a chroot runner.
+ * Fixtures shared by the jail-building tests (jailcopy, jk_cp, jk_update, and
+ * the adversarial races and faults): fresh jails under /var/lib, a digest of a
+ * whole tree to prove nothing in it changed, and a chroot runner.
  *
  * @module
  */
@@ -32,17 +32,21 @@ export async function freshJail(label: string): Promise<{
 }
 
 /**
- * A digest of everything under `root`: each entry's path, type, mode, owner,
- * link target or content hash, and inode link count. Any change shows.
+ * One line per entry under `root`, sorted by path: its path relative to
+ * `root`, mode, owner, link count, and link target, content hash or device
+ * number. Any change shows. `linkCounts: false` leaves the counts out, to
+ * compare two trees built apart (a file hard-linked elsewhere, a directory's
+ * count of subdirectories, are not the tree's content).
  *
  * @example
  * ```ts
- * const before = await treeDigest("/var/lib/outside");
- * // ... attack ...
- * assert.equal(await treeDigest("/var/lib/outside"), before);
+ * assert.deepEqual(await treeEntries(jail, { linkCounts: false }), await treeEntries(reference, { linkCounts: false }));
  * ```
  */
-export async function treeDigest(root: string): Promise<string> {
+export async function treeEntries(
+  root: string,
+  { linkCounts = true }: { linkCounts?: boolean } = {},
+): Promise<string[]> {
   const lines: string[] = [];
   const walk = async (dir: string) => {
     const names = [];
@@ -54,16 +58,31 @@ export async function treeDigest(root: string): Promise<string> {
       if (st.isSymlink) what = `-> ${await Deno.readLink(path)}`;
       else if (st.isFile) {
         what = createHash("sha256").update(await Deno.readFile(path)).digest("hex");
-      }
+      } else if (!st.isDirectory) what = `rdev ${st.rdev}`;
+      const links = linkCounts ? `n${st.nlink} ` : "";
       lines.push(
-        `${path.slice(root.length)} ${st.mode?.toString(8)} ${st.uid}:${st.gid} ` +
-          `n${st.nlink} ${what}`,
+        `${path.slice(root.length)} ${st.mode?.toString(8)} ${st.uid}:${st.gid} ${links}${what}`,
       );
       if (st.isDirectory) await walk(path);
     }
   };
   await walk(root);
-  return lines.join("\n");
+  return lines;
+}
+
+/**
+ * `treeEntries` of `root` as one string, link counts included: to prove
+ * nothing in a tree changed.
+ *
+ * @example
+ * ```ts
+ * const before = await treeDigest("/var/lib/outside");
+ * // ... attack ...
+ * assert.equal(await treeDigest("/var/lib/outside"), before);
+ * ```
+ */
+export async function treeDigest(root: string): Promise<string> {
+  return (await treeEntries(root)).join("\n");
 }
 
 /**

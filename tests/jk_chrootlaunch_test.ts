@@ -8,6 +8,7 @@ import { launchTarget, parseLaunchOptions, pathInJail } from "../src/jk_chrootla
 import {
   copyWithLibs,
   createUser,
+  procStatus,
   runCommand,
   runTool,
   scratchDir,
@@ -26,15 +27,6 @@ async function withJail(fn: (jail: string, dir: string) => Promise<void>): Promi
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-function status(pid: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of Deno.readTextFileSync(`/proc/${pid}/status`).split("\n")) {
-    const at = line.indexOf(":");
-    if (at > 0) out[line.slice(0, at)] = line.slice(at + 1).trim();
-  }
-  return out;
 }
 
 /** Launches `args` in the background and waits until the pid runs the jail's sleep. */
@@ -108,7 +100,7 @@ Deno.test("-u alone: the user's own gid and groups, no_new_privs, in the jail, f
         "30",
       ]);
       try {
-        const s = status(pid);
+        const s = procStatus(pid);
         assert.equal(s.Uid, `${user.uid}\t${user.uid}\t${user.uid}\t${user.uid}`);
         // jailkit kept gid 0 and root's groups here.
         assert.equal(s.Gid, `${user.gid}\t${user.gid}\t${user.gid}\t${user.gid}`);
@@ -155,7 +147,7 @@ Deno.test("--allow-setuid leaves no_new_privs off; -g alone stays root with one 
       "30",
     ]);
     try {
-      const s = status(a.pid);
+      const s = procStatus(a.pid);
       assert.equal(s.NoNewPrivs, "0");
       assert.equal(s.Uid.split("\t")[0], "0");
       assert.equal(s.Groups, ""); // root, but without root's supplementary groups
@@ -173,7 +165,7 @@ Deno.test("--allow-setuid leaves no_new_privs off; -g alone stays root with one 
       "30",
     ]);
     try {
-      const s = status(b.pid);
+      const s = procStatus(b.pid);
       const nogroup = (await runCommand("getent", ["group", "nogroup"])).stdout.split(":")[2];
       assert.equal(s.Uid.split("\t")[0], "0");
       assert.equal(s.Gid, `${nogroup}\t${nogroup}\t${nogroup}\t${nogroup}`);

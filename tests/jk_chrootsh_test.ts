@@ -9,7 +9,18 @@
 import assert from "node:assert/strict";
 import { install } from "../src/install.ts";
 import { findTool, runArgs } from "../src/tools.ts";
-import { copyWithLibs, createUser, runCommand, scratchDir, type TestUser } from "./harness.ts";
+import {
+  copyWithLibs,
+  createGroup,
+  createUser,
+  DatagramListener,
+  finishChild,
+  observeInJail,
+  runCommand,
+  scratchDir,
+  type TestGroup,
+  type TestUser,
+} from "./harness.ts";
 
 // ---------------------------------------------------------------------------
 // Installs and their logs (module level: the listeners outlive single tests)
@@ -25,7 +36,7 @@ interface Site {
 async function installSite(caps: boolean): Promise<Site> {
   const prefix = await scratchDir(caps ? "chcaps" : "chsuid");
   const logSocket = `${prefix}/log.sock`;
-  const opened: { listener?: Deno.DatagramConn } = {};
+  const opened: { listener?: DatagramListener } = {};
   globalThis.addEventListener("unload", () => {
     opened.listener?.close();
     Deno.removeSync(prefix, { recursive: true });
@@ -36,17 +47,13 @@ async function installSite(caps: boolean): Promise<Site> {
     caps,
     log: () => {},
   });
-  const conn = opened.listener = Deno.listenDatagram({ transport: "unixpacket", path: logSocket });
-  await Deno.chmod(logSocket, 0o666); // a --caps jk_chrootsh connects as the user, like /dev/log
-  const logs: string[] = [];
-  (async () => {
-    for (;;) logs.push(new TextDecoder().decode((await conn.receive())[0]));
-  })().catch(() => {});
+  // 0666: a --caps jk_chrootsh connects as the user, like to /dev/log.
+  const listener = opened.listener = new DatagramListener(logSocket, { mode: 0o666 });
   return {
     prefix,
     chrootsh: `${prefix}/usr/sbin/jk_chrootsh`,
     ini: `${prefix}/etc/jailkit/jk_chrootsh.ini`,
-    logs,
+    logs: listener.lines,
   };
 }
 
@@ -71,7 +78,7 @@ interface Jail {
   dir: string;
   user: TestUser;
   /** The extra group the user is in on the host. */
-  group: { name: string; gid: number };
+  group: TestGroup;
   /** Host path of the home: `dir/home/user`. */
   home: string;
 }
@@ -100,20 +107,19 @@ async function withJail(
   fn: (j: Jail) => Promise<void>,
 ): Promise<void> {
   const dir = await scratchDir("chjail");
-  const groupName = `jkg${crypto.randomUUID().slice(0, 6)}`;
   const shipped = await Deno.readTextFile(site.ini);
   let user: TestUser | undefined;
+  let group: TestGroup | undefined;
   try {
     await copyWithLibs(dir, PROGRAMS);
     await Deno.mkdir(`${dir}/etc`, { mode: 0o755 });
     await Deno.mkdir(`${dir}/home`, { mode: 0o755 });
-    assert.equal((await runCommand("groupadd", [groupName])).code, 0);
+    group = await createGroup();
     user = await createUser({
       home: `${dir}/./home/user`,
       shell: site.chrootsh,
-      groups: [groupName],
+      groups: [group.name],
     });
-    const gid = Number((await runCommand("getent", ["group", groupName])).stdout.split(":")[2]);
     await Deno.writeTextFile(
       `${dir}/etc/passwd`,
       `root:x:0:0:root:/root:/bin/sh\n` +
@@ -121,15 +127,15 @@ async function withJail(
     );
     await Deno.writeTextFile(
       `${dir}/etc/group`,
-      `root:x:0:\n${user.name}:x:${user.gid}:\n${groupName}:x:${gid}:${user.name}\n`,
+      `root:x:0:\n${user.name}:x:${user.gid}:\n${group.name}:x:${group.gid}:${user.name}\n`,
     );
     if (options.ini !== undefined) await Deno.writeTextFile(site.ini, options.ini);
-    await fn({ site, dir, user, group: { name: groupName, gid }, home: `${dir}/home/user` });
+    await fn({ site, dir, user, group, home: `${dir}/home/user` });
   } finally {
     await Deno.writeTextFile(site.ini, shipped);
     await Deno.chmod(site.ini, 0o644);
     await user?.remove();
-    await runCommand("groupdel", [groupName]);
+    await group?.remove();
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -149,61 +155,9 @@ function login(j: Jail, command: string) {
   return asUser(j, `exec ${j.site.chrootsh} -c '${command}'`);
 }
 
-// ---------------------------------------------------------------------------
-// What a jailed process looks like from outside
-
-interface Observed {
-  status: Map<string, string>;
-  fds: number[];
-  root: string;
-  cwd: string;
-  exe: string;
-  cmdline: string[];
-  environ: string[];
-}
-
-/** Waits until `child` runs a program inside `jail`, then reads /proc; null if it exited first. */
-async function observeInJail(child: Deno.ChildProcess, jail: string): Promise<Observed | null> {
-  const pid = child.pid;
-  let exited = false;
-  child.status.then(() => exited = true);
-  for (let i = 0; i < 400 && !exited; i++) {
-    const root = await Deno.readLink(`/proc/${pid}/root`).catch(() => "");
-    const exe = await Deno.readLink(`/proc/${pid}/exe`).catch(() => "");
-    if (root === jail && exe.startsWith(jail + "/")) {
-      const text = await Deno.readTextFile(`/proc/${pid}/status`);
-      const status = new Map(
-        text.split("\n").filter((l) => l.includes(":")).map((l) => {
-          const at = l.indexOf(":");
-          return [l.slice(0, at), l.slice(at + 1).trim()] as [string, string];
-        }),
-      );
-      const split = async (f: string) =>
-        (await Deno.readTextFile(`/proc/${pid}/${f}`)).split("\0").filter((s) => s !== "");
-      return {
-        status,
-        fds: [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => Number(e.name))
-          .sort((a, b) => a - b),
-        root,
-        cwd: await Deno.readLink(`/proc/${pid}/cwd`),
-        exe,
-        cmdline: await split("cmdline"),
-        environ: await split("environ"),
-      };
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return null;
-}
-
 /** Ends a child blocked in `read` and collects its output. */
-async function finish(child: Deno.ChildProcess) {
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode("\n")).catch(() => {});
-  await writer.close().catch(() => {});
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function finish(child: Deno.ChildProcess) {
+  return finishChild(child, "\n");
 }
 
 // ---------------------------------------------------------------------------
@@ -232,16 +186,16 @@ for (const mode of ["setuid", "caps"] as const) {
       assert.equal(result.code, 0, result.stderr);
       assert.ok(seen, `never ran inside the jail: ${result.stderr}`);
 
-      const ids = (name: string) => seen.status.get(name)!.split(/\s+/).map(Number);
+      const ids = (name: string) => seen.status[name]!.split(/\s+/).map(Number);
       assert.deepEqual(ids("Uid"), Array(4).fill(j.user.uid));
       assert.deepEqual(ids("Gid"), Array(4).fill(j.user.gid));
       assert.deepEqual(ids("Groups").sort((a, b) => a - b), [j.user.gid, j.group.gid].sort());
-      assert.equal(seen.status.get("NoNewPrivs"), "1");
+      assert.equal(seen.status.NoNewPrivs, "1");
       for (const set of ["CapInh", "CapPrm", "CapEff", "CapAmb"]) {
-        assert.equal(BigInt("0x" + seen.status.get(set)), 0n, `${set} ${seen.status.get(set)}`);
+        assert.equal(BigInt("0x" + seen.status[set]), 0n, `${set} ${seen.status[set]}`);
       }
-      assert.equal(BigInt("0x" + seen.status.get("SigIgn")), 0n);
-      assert.equal(BigInt("0x" + seen.status.get("SigBlk")), 0n);
+      assert.equal(BigInt("0x" + seen.status.SigIgn), 0n);
+      assert.equal(BigInt("0x" + seen.status.SigBlk), 0n);
       assert.deepEqual(seen.fds, [0, 1, 2], "fd 7 on /etc/shadow must not reach the jail");
       assert.equal(seen.root, j.dir);
       assert.equal(seen.cwd, j.home);

@@ -44,6 +44,8 @@ async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
     await fn({ jail, user, group: { name: groupName, gid } });
   } finally {
     await user.remove();
+    // userdel -r removes the home the account names by then; the original may be left.
+    await Deno.remove(user.home, { recursive: true }).catch(() => {});
     await runCommand("groupdel", [groupName]);
     await Deno.remove(jail, { recursive: true });
   }
@@ -65,16 +67,36 @@ Deno.test("jk_jailuser: paths in and out of the jail, as jailkit computes them",
   assert.equal(newHostHome("/srv/jail/./home/alice", "/srv/jail"), "/srv/jail/./home/alice");
   assert.equal(newHostHome("/srv/jail/", "/srv/jail"), "/srv/jail/./");
   const user = { name: "a", password: "x", uid: 5, gid: 5, gecos: "A", home: "/h", shell: "/s" };
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const text = (out: Uint8Array | null) => out === null ? null : new TextDecoder().decode(out);
   assert.equal(
-    addUserLine("root:x:0:0::/:/bin/sh", user),
+    text(addUserLine(bytes("root:x:0:0::/:/bin/sh"), user)),
     "root:x:0:0::/:/bin/sh\na:x:5:5:A:/h:/s\n",
   );
-  assert.equal(addUserLine("a:x:9:9::/x:/y\n", user), null, "an existing name is left alone");
-  assert.throws(() => addUserLine("", { ...user, gecos: "a:b" }), /contains ':'/);
-  assert.equal(addGroupMember("g:x:7:\n", { name: "g", gid: 7 }, "a"), "g:x:7:a\n");
-  assert.equal(addGroupMember("g:x:7:b\n", { name: "g", gid: 7 }, "a"), "g:x:7:b,a\n");
-  assert.equal(addGroupMember("g:x:7:a\n", { name: "g", gid: 7 }, "a"), null);
-  assert.equal(addGroupMember("", { name: "g", gid: 7 }, null), "g:x:7:\n");
+  assert.equal(
+    addUserLine(bytes("a:x:9:9::/x:/y\n"), user),
+    null,
+    "an existing name is left alone",
+  );
+  assert.throws(() => addUserLine(bytes(""), { ...user, gecos: "a:b" }), /contains ':'/);
+  assert.equal(text(addGroupMember(bytes("g:x:7:\n"), { name: "g", gid: 7 }, "a")), "g:x:7:a\n");
+  assert.equal(text(addGroupMember(bytes("g:x:7:b\n"), { name: "g", gid: 7 }, "a")), "g:x:7:b,a\n");
+  assert.equal(addGroupMember(bytes("g:x:7:a\n"), { name: "g", gid: 7 }, "a"), null);
+  assert.equal(text(addGroupMember(bytes(""), { name: "g", gid: 7 }, null)), "g:x:7:\n");
+  // Another line in Latin-1 (not UTF-8) keeps its bytes; a CRLF line keeps its CR.
+  const latin1 = new Uint8Array([
+    ...bytes("r:x:0:0:"),
+    0xe9,
+    ...bytes(":/:/s\ng:x:7:b\r\nh:x:8:\n"),
+  ]);
+  assert.deepEqual(
+    addUserLine(latin1, user),
+    new Uint8Array([...latin1, ...bytes("a:x:5:5:A:/h:/s\n")]),
+  );
+  assert.deepEqual(
+    addGroupMember(latin1, { name: "g", gid: 7 }, "a"),
+    new Uint8Array([...bytes("r:x:0:0:"), 0xe9, ...bytes(":/:/s\ng:x:7:b,a\r\nh:x:8:\n")]),
+  );
 });
 
 Deno.test("jk_jailuser -n -m: jail files, host account, home moved as the user, then a login", async () => {
@@ -214,7 +236,8 @@ Deno.test("jk_jailuser -m copies as the user: what the user cannot read is not c
     assert.equal(r.code, 1);
     assert.match(r.stdout, /Not everything was copied to .*, keeping the old directory/);
     assert.match(r.stderr, /secret.*Permission denied/);
-    await assert.rejects(Deno.lstat(`${jail}/home/${user.name}/secret`), Deno.errors.NotFound);
+    assert.match(r.stdout, /removed the copy /);
+    await assert.rejects(Deno.lstat(`${jail}/home`), Deno.errors.NotFound, "no partial copy");
     assert.equal(await Deno.readTextFile(`${user.home}/secret`), "root only\n", "old home kept");
     assert.equal((await hostEntry(user.name)).home, user.home, "account unchanged");
   });
@@ -236,5 +259,158 @@ Deno.test("jk_jailuser interactive: asks for a jail, then whether to move (empty
     // End of input at the jail prompt: give up with 33, as jailkit does without a jail.
     const eof = await runTool("jk_jailuser", ["-j", "/nonexistent", user.name], { stdin: "" });
     assert.equal(eof.code, 33);
+  });
+});
+
+/** A digest of a tree: every path with its type, owner, mode, size, content or link target. */
+async function treeDigest(dir: string): Promise<string> {
+  const lines: string[] = [];
+  const walk = async (path: string, rel: string) => {
+    const info = await Deno.lstat(path);
+    let body = "";
+    if (info.isFile) {
+      const hash = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+      body = [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    } else if (info.isSymlink) body = await Deno.readLink(path);
+    lines.push(`${rel} ${info.uid}:${info.gid} ${info.mode?.toString(8)} ${info.size} ${body}`);
+    if (info.isDirectory) {
+      const names = [];
+      for await (const e of Deno.readDir(path)) names.push(e.name);
+      for (const name of names.sort()) await walk(`${path}/${name}`, `${rel}/${name}`);
+    }
+  };
+  await walk(dir, ".");
+  return lines.join("\n");
+}
+
+/**
+ * The user's line of the host /etc/passwd (the whole file changes under tests
+ * run alongside that add and remove their own users).
+ */
+async function passwdLineOf(name: string): Promise<string> {
+  const lines = (await Deno.readTextFile("/etc/passwd")).split("\n");
+  const found = lines.filter((l) => l.startsWith(`${name}:`));
+  assert.equal(found.length, 1, `one passwd line for ${name}`);
+  return found[0];
+}
+
+/** Starts `sleep 60` under setpriv with the given ids; returns a stopper. */
+function startSleeper(ids: string[]): { pid: number; stop: () => Promise<void> } {
+  const child = new Deno.Command("/usr/bin/setpriv", {
+    args: [...ids, "--clear-groups", "/usr/bin/sleep", "60"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let stopped = false;
+  return {
+    pid: child.pid,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      child.kill("SIGKILL");
+      await child.status;
+    },
+  };
+}
+
+/** Waits until the process has dropped to `uid` (setpriv has exec'd sleep). */
+async function waitForRealUid(pid: number, uid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`).catch(() => "");
+    if (new RegExp(`^Uid:\\t${uid}\\t`, "m").test(status)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`process ${pid} never ran as ${uid}`);
+}
+
+Deno.test("jk_jailuser -m refuses a user with running processes before changing anything", async () => {
+  await withFixture(async ({ jail, user }) => {
+    const home = await treeDigest(user.home);
+    const account = await passwdLineOf(user.name);
+    const jailPasswd = await Deno.readTextFile(`${jail}/etc/passwd`);
+    const sleeper = startSleeper(["--reuid", String(user.uid), "--regid", String(user.gid)]);
+    try {
+      await waitForRealUid(sleeper.pid, user.uid);
+      const args = ["-n", "-m", "-s", "/bin/sh", "-j", jail, user.name];
+      const r = await runTool("jk_jailuser", args);
+      assert.equal(r.code, 1, r.stderr + r.stdout);
+      assert.equal(
+        r.stderr,
+        `jk_jailuser: user ${user.name} has running processes (pid ${sleeper.pid}); ` +
+          `stop them and run again, nothing was changed\n`,
+      );
+      assert.equal(await treeDigest(user.home), home, "the home is untouched");
+      assert.equal(await passwdLineOf(user.name), account, "the host account is untouched");
+      assert.equal(await Deno.readTextFile(`${jail}/etc/passwd`), jailPasswd, "so is the jail's");
+      await assert.rejects(Deno.lstat(`${jail}/home`), Deno.errors.NotFound, "nothing copied");
+
+      await sleeper.stop();
+      const again = await runTool("jk_jailuser", args);
+      assert.equal(again.code, 0, again.stderr + again.stdout);
+      assert.equal((await hostEntry(user.name)).home, `${jail}/./home/${user.name}`);
+      assert.equal(await Deno.readTextFile(`${jail}/home/${user.name}/notes.txt`), "hello\n");
+      await assert.rejects(Deno.lstat(user.home), Deno.errors.NotFound, "the old home is gone");
+    } finally {
+      await sleeper.stop();
+    }
+  });
+});
+
+Deno.test("jk_jailuser -m: when usermod fails after the copy, the copy goes and the home stays", async () => {
+  await withFixture(async ({ jail, user }) => {
+    // Real uid the user's, effective uid root: /proc shows it as root's, so only
+    // usermod (which checks real uids) sees the user busy, after the copy.
+    // A read-only directory in the home: the copy of it must still be removable.
+    await runCommand("/bin/sh", ["-c", "mkdir -p ro/in && echo r > ro/in/f && chmod 500 ro"], {
+      ...user,
+      cwd: user.home,
+    });
+    const home = await treeDigest(user.home);
+    const account = await passwdLineOf(user.name);
+    const sleeper = startSleeper(["--ruid", String(user.uid), "--euid", "0"]);
+    try {
+      await waitForRealUid(sleeper.pid, user.uid);
+      const r = await runTool("jk_jailuser", ["-n", "-m", "-s", "/bin/sh", "-j", jail, user.name]);
+      assert.equal(r.code, 1, r.stderr + r.stdout);
+      assert.match(r.stderr, new RegExp(`failed to modify user ${user.name}: .*currently used`));
+      assert.match(r.stdout, new RegExp(`removed the copy ${jail}/home/${user.name}; `));
+      assert.equal(await treeDigest(user.home), home, "the home is untouched");
+      assert.equal(await passwdLineOf(user.name), account, "the host account is untouched");
+      await assert.rejects(Deno.lstat(`${jail}/home`), Deno.errors.NotFound, "no partial copy");
+    } finally {
+      await sleeper.stop();
+      await Deno.chmod(`${user.home}/ro`, 0o700).catch(() => {});
+    }
+  });
+});
+
+Deno.test("jk_jailuser -m: a home entry that cannot be read is named in the refusal", async () => {
+  await withFixture(async ({ jail, user }) => {
+    // Nested 200-byte names: past PATH_MAX (4096) the scan's lstat fails with
+    // ENAMETOOLONG at a known depth, as deterministic as a vanishing entry is not.
+    const name = "d".repeat(200);
+    await runCommand(
+      "/bin/sh",
+      ["-c", `for i in $(seq 22); do mkdir ${name} && cd ${name}; done`],
+      {
+        ...user,
+        cwd: user.home,
+      },
+    );
+    try {
+      const r = await runTool("jk_jailuser", ["-n", "-m", "-s", "/bin/sh", "-j", jail, user.name]);
+      assert.equal(r.code, 1, r.stderr + r.stdout);
+      const failed = r.stderr.match(/cannot read (\S+): File name too long, nothing moved\n$/);
+      assert.ok(failed, r.stderr);
+      assert.ok(failed[1].startsWith(`${user.home}/${name}/`), "the path that failed, in the home");
+      assert.ok(failed[1].length >= 4096, "the entry past PATH_MAX");
+      assert.doesNotMatch(r.stderr, /cannot prepare/);
+      assert.equal((await hostEntry(user.name)).home, user.home, "account unchanged");
+      await assert.rejects(Deno.lstat(`${jail}/home`), Deno.errors.NotFound);
+    } finally {
+      // userdel -r walks by path and stops at PATH_MAX; Deno removes by directory handle.
+      await Deno.remove(`${user.home}/${name}`, { recursive: true }).catch(() => {});
+    }
   });
 });

@@ -28,6 +28,8 @@ import { findTool, LSH_DEFAULT_FENCE, lshFence, lshLogSocket } from "../src/tool
 import {
   copyWithLibs,
   createUser,
+  DatagramListener,
+  finishChild,
   runCommand,
   type RunResult,
   runTool,
@@ -717,16 +719,9 @@ function lshInJail(
   );
 }
 
-async function finish(child: Deno.ChildProcess): Promise<RunResult> {
-  await child.stdin.close().catch(() => {});
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    signal: out.signal,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+/** Closes the child's stdin and collects its output. */
+function finish(child: Deno.ChildProcess): Promise<RunResult> {
+  return finishChild(child);
 }
 
 Deno.test({
@@ -799,14 +794,13 @@ Deno.test({
   fn: async () => {
     const user = await createUser();
     let jail = "";
-    let logger: Deno.DatagramConn | undefined;
+    let logger: DatagramListener | undefined;
     try {
       const made = await lshJail(user);
       jail = made.jail;
       const site = await testSite();
       const socketPath = `${jail}/dev/log`;
-      logger = Deno.listenDatagram({ transport: "unixpacket", path: socketPath });
-      await Deno.chmod(socketPath, 0o666);
+      logger = new DatagramListener(socketPath, { mode: 0o666 });
       // jk_lsh's log socket: PREFIX/usr/lib/jailkit/dev-log, a link to the jail's /dev/log.
       const link = `${jail}${lshLogSocket(site)}`;
       if (!(await Deno.lstat(link).then(() => true, () => false))) {
@@ -816,10 +810,7 @@ Deno.test({
         made.ini,
         "[DEFAULT]\npaths = /usr/bin\nexecutables = /usr/bin/git-upload-pack, /usr/bin/id\n",
       );
-      const lines: string[] = [];
-      const collecting = (async () => {
-        for await (const [data] of logger!) lines.push(new TextDecoder().decode(data));
-      })().catch(() => {});
+      const lines = logger.lines;
 
       let r = await finish(await lshInJail(jail, user, ["-c", "git-upload-pack exit0"]));
       assert.deepEqual(r.code, 0, r.stderr);
@@ -844,14 +835,8 @@ Deno.test({
       assert.match(text, /^<35>.*illegal word expansion/m);
       assert.match(text, /^<36>.*allows \/usr\/bin\/id, outside this build's --allow-run fence/m);
       assert.match(text, /^<35>.*did neither find a section/m);
-      logger.close();
-      await collecting;
     } finally {
-      try {
-        logger?.close();
-      } catch {
-        // closed above
-      }
+      await logger?.close();
       await user.remove();
       if (jail) await Deno.remove(jail, { recursive: true });
     }

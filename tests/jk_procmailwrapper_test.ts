@@ -4,7 +4,8 @@
  * procmail (package `procmail`) on the host and copied into a real jail.
  */
 import assert from "node:assert/strict";
-import { deliveryEnvironment, PROCMAIL, splitJailHome } from "../shells/jk_procmailwrapper.ts";
+import { deliveryEnvironment, PROCMAIL } from "../shells/jk_procmailwrapper.ts";
+import { splitJailHome } from "../src/privtool.ts";
 import {
   copyWithLibs,
   createUser,

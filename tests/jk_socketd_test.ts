@@ -16,74 +16,20 @@ import { libDir } from "../src/site.ts";
 import {
   copyWithLibs,
   createUser,
+  DatagramListener,
+  firstChildPid,
+  Lines,
+  procStatus,
   runCommand,
   runTool,
   scratchDir,
+  spawnCommand,
   testSite,
   toolPathUnderTest,
 } from "./harness.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Lines arriving from somewhere, with a way to wait for one. */
-class Lines {
-  readonly lines: string[] = [];
-  #waiters: (() => void)[] = [];
-
-  push(line: string): void {
-    this.lines.push(line);
-    this.#waiters.splice(0).forEach((w) => w());
-  }
-
-  /** Resolves with the first line matching, waiting up to `ms`. */
-  async waitFor(pattern: RegExp, ms = 15000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find((l) => pattern.test(l));
-      if (found !== undefined) return found;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(`no line matching ${pattern} within ${ms} ms:\n${this.lines.join("\n")}`);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  matching(pattern: RegExp): string[] {
-    return this.lines.filter((l) => pattern.test(l));
-  }
-}
-
-/** A datagram listener standing in for the host's /dev/log. */
-class LogListener {
-  readonly received = new Lines();
-  #conn: Deno.DatagramConn;
-  #done: Promise<void>;
-
-  constructor(readonly path: string) {
-    const conn = this.#conn = Deno.listenDatagram({ transport: "unixpacket", path });
-    this.#done = (async () => {
-      try {
-        for await (const [data] of conn) this.received.push(decoder.decode(data));
-      } catch {
-        // closed
-      }
-    })();
-  }
-
-  async close(): Promise<void> {
-    this.#conn.close();
-    await this.#done;
-    await Deno.remove(this.path).catch(() => {});
-  }
-}
 
 /** A running `jk_socketd -n`. */
 interface Daemon {
@@ -94,30 +40,10 @@ interface Daemon {
   ended: Promise<Deno.CommandStatus>;
 }
 
-function collect(stream: ReadableStream<Uint8Array>, into: Lines): Promise<void> {
-  return (async () => {
-    let pending = "";
-    for await (const chunk of stream) {
-      pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
-      lines.forEach((l) => into.push(l));
-    }
-    if (pending) into.push(pending);
-  })();
-}
-
 async function spawnDaemon(args: string[]): Promise<Daemon> {
-  const child = new Deno.Command(await toolPathUnderTest("jk_socketd"), {
-    args,
-    clearEnv: true,
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnCommand(await toolPathUnderTest("jk_socketd"), args);
   const stdout = new Lines(), stderr = new Lines();
-  const streams = Promise.all([collect(child.stdout, stdout), collect(child.stderr, stderr)]);
+  const streams = Promise.all([stdout.collect(child.stdout), stderr.collect(child.stderr)]);
   const ended = streams.then(() => child.status);
   return { child, stdout, stderr, ended };
 }
@@ -144,22 +70,27 @@ async function stopDaemon(daemon: Daemon): Promise<Deno.CommandStatus> {
   return await daemon.ended;
 }
 
-/** The relay: the monitor's child process. */
-function relayPid(monitor: number): number {
-  for (const task of Deno.readDirSync(`/proc/${monitor}/task`)) {
-    const children = Deno.readTextFileSync(`/proc/${monitor}/task/${task.name}/children`).trim();
-    if (children) return Number(children.split(" ")[0]);
+/**
+ * Runs `fn` with a host log listening at `upstream` and `jk_socketd -n ARGS`
+ * relaying to it; afterwards the daemon must stop on SIGTERM with status 0.
+ */
+async function withRelay(
+  upstream: string,
+  args: string[],
+  fn: (daemon: Daemon, host: DatagramListener) => Promise<void>,
+): Promise<void> {
+  const host = new DatagramListener(upstream);
+  try {
+    const daemon = await startDaemon([`--log-socket=${upstream}`, ...args]);
+    try {
+      await fn(daemon, host);
+    } finally {
+      const end = await stopDaemon(daemon);
+      assert.equal(end.code, 0, daemon.stderr.lines.join("\n"));
+    }
+  } finally {
+    await host.close();
   }
-  throw new Error(`process ${monitor} has no child`);
-}
-
-function status(pid: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of Deno.readTextFileSync(`/proc/${pid}/status`).split("\n")) {
-    const at = line.indexOf(":");
-    if (at > 0) out[line.slice(0, at)] = line.slice(at + 1).trim();
-  }
-  return out;
 }
 
 /** Processes running this install's jk_socketd. */
@@ -274,9 +205,7 @@ Deno.test("relays a jailed user's messages with kernel-verified attribution, as 
   const user = await createUser();
   try {
     await withJail(async ({ jail, socketPath, upstream }) => {
-      const host = new LogListener(upstream);
-      const daemon = await startDaemon([`--socket=${socketPath}`, `--log-socket=${upstream}`]);
-      try {
+      await withRelay(upstream, [`--socket=${socketPath}`], async (daemon, host) => {
         const info = await Deno.lstat(socketPath);
         assert.ok(info.isSocket);
         assert.equal(info.mode! & 0o777, 0o666);
@@ -284,7 +213,7 @@ Deno.test("relays a jailed user's messages with kernel-verified attribution, as 
 
         const r = await jailedLogger(jail, user.uid, user.gid, "probe", "hello from the jail\n");
         assert.equal(r.code, 0, r.stderr);
-        const line = await host.received.waitFor(/hello from the jail/);
+        const line = await host.waitFor(/hello from the jail/);
         // logger puts its own pid in its tag: the kernel's pid must be the same.
         const m = line.match(
           /^<13>\w{3} [ \d]\d \d\d:\d\d:\d\d jk_socketd\[(\d+)\]: jail=(\S+) uid=(\d+) pid=(\d+): probe\[(\d+)\]: hello from the jail$/,
@@ -296,9 +225,9 @@ Deno.test("relays a jailed user's messages with kernel-verified attribution, as 
 
         // The relay: nobody, nobody's groups only, no_new_privs, no capabilities,
         // chrooted into the empty directory.
-        const relay = relayPid(daemon.child.pid);
+        const relay = firstChildPid(daemon.child.pid);
         assert.equal(Number(m[1]), relay);
-        const s = status(relay);
+        const s = procStatus(relay);
         assert.equal(s.Uid, "65534\t65534\t65534\t65534");
         assert.equal(s.Gid, "65534\t65534\t65534\t65534");
         assert.equal(s.Groups, "65534");
@@ -312,11 +241,7 @@ Deno.test("relays a jailed user's messages with kernel-verified attribution, as 
           const target = await Deno.readLink(`/proc/${relay}/fd/${fd.name}`).catch(() => "");
           assert.match(target, /^(socket|pipe|anon_inode):|^\/dev\/null$/, `fd ${fd.name}`);
         }
-      } finally {
-        const end = await stopDaemon(daemon);
-        await host.close();
-        assert.equal(end.code, 0, daemon.stderr.lines.join("\n"));
-      }
+      });
       // SIGTERM removed the socket, and no process is left.
       await assert.rejects(Deno.lstat(socketPath), Deno.errors.NotFound);
       assert.equal(await daemonProcesses(), "");
@@ -328,15 +253,13 @@ Deno.test("relays a jailed user's messages with kernel-verified attribution, as 
 
 Deno.test("forged lines, 8 KiB messages and passed descriptors are handled", async () => {
   await withJail(async ({ socketPath, upstream }) => {
-    const host = new LogListener(upstream);
-    const daemon = await startDaemon([
+    const args = [
       `--socket=${socketPath}`,
-      `--log-socket=${upstream}`,
       "--base=1000000", // limits out of the way: 8 KiB messages would cross the default peak
       "--peak=10000000",
-    ]);
-    try {
-      const relay = relayPid(daemon.child.pid);
+    ];
+    await withRelay(upstream, args, async (daemon, host) => {
+      const relay = firstChildPid(daemon.child.pid);
       const fdsBefore = [...Deno.readDirSync(`/proc/${relay}/fd`)].length;
       sendDatagram(
         socketPath,
@@ -355,20 +278,17 @@ Deno.test("forged lines, 8 KiB messages and passed descriptors are handled", asy
       for (let i = 0; i < 20; i++) sendWithFd(sender, encoder.encode(`<13>fd ${i}`), 0);
       close(sender);
 
-      const forged = await host.received.waitFor(/Failed password/);
+      const forged = await host.waitFor(/Failed password/);
       assert.match(forged, /^<38>.* jk_socketd\[\d+\]: jail=\S+ uid=0 pid=\d+: sshd\[1\]: /);
       assert.match(forged, /Failed password#012<38>Nov 29 09:13:01 sshd\[1\]: Accepted/);
       assert.ok(!forged.includes("\n") && !forged.includes("\r"));
-      assert.match(await host.received.waitFor(/fake oops/), /^<8>/);
-      assert.ok((await host.received.waitFor(/BBBB/)).endsWith(`: ${big}`));
-      const cut = await host.received.waitFor(/CCCC/);
+      assert.match(await host.waitFor(/fake oops/), /^<8>/);
+      assert.ok((await host.waitFor(/BBBB/)).endsWith(`: ${big}`));
+      const cut = await host.waitFor(/CCCC/);
       assert.ok(cut.endsWith(`: ${"C".repeat(8188)}...`));
-      await host.received.waitFor(/: fd 19$/);
+      await host.waitFor(/: fd 19$/);
       assert.equal([...Deno.readDirSync(`/proc/${relay}/fd`)].length, fdsBefore);
-    } finally {
-      assert.equal((await stopDaemon(daemon)).code, 0);
-      await host.close();
-    }
+    });
   });
 });
 
@@ -376,15 +296,8 @@ Deno.test("a flood from inside a jail is held to the configured rate; the daemon
   const user = await createUser();
   try {
     await withJail(async ({ jail, socketPath, upstream }) => {
-      const host = new LogListener(upstream);
-      const daemon = await startDaemon([
-        `--socket=${socketPath}`,
-        `--log-socket=${upstream}`,
-        "--base=300",
-        "--peak=600",
-        "--interval=1",
-      ]);
-      try {
+      const args = [`--socket=${socketPath}`, "--base=300", "--peak=600", "--interval=1"];
+      await withRelay(upstream, args, async (_daemon, host) => {
         // `yes` feeds logger as fast as it can send for 3 seconds.
         const started = Date.now();
         const flood = await runCommand("sh", [
@@ -394,22 +307,19 @@ Deno.test("a flood from inside a jail is held to the configured rate; the daemon
         ]);
         const seconds = (Date.now() - started) / 1000;
         assert.equal(flood.code, 137, flood.stderr); // killed by timeout: it was held up
-        const relayed = host.received.matching(/: flood: flood flood/).length;
+        const relayed = host.matching(/: flood: flood flood/).length;
         // Each message is over 50 bytes: at most peak + base per further second,
         // plus the one message that crosses each limit.
         const windows = Math.ceil(seconds) + 1;
         const bound = Math.ceil((600 + 300 * windows) / 50) + windows;
         assert.ok(relayed >= 5 && relayed <= bound, `${relayed} relayed, bound ${bound}`);
-        await host.received.waitFor(/is over the peak limit \(600 bytes\/s\)/);
+        await host.waitFor(/is over the peak limit \(600 bytes\/s\)/);
         // Still up: after the window, a new message goes through.
         await new Promise((r) => setTimeout(r, 1200));
         const after = await jailedLogger(jail, user.uid, user.gid, "after", "still here\n");
         assert.equal(after.code, 0, after.stderr);
-        await host.received.waitFor(/after\[\d+\]: still here/, 5000);
-      } finally {
-        assert.equal((await stopDaemon(daemon)).code, 0);
-        await host.close();
-      }
+        await host.waitFor(/after\[\d+\]: still here/, 5000);
+      });
     });
   } finally {
     await user.remove();
@@ -418,10 +328,10 @@ Deno.test("a flood from inside a jail is held to the configured rate; the daemon
 
 Deno.test("if the relay dies, the monitor removes the sockets and exits 1", async () => {
   await withJail(async ({ socketPath, upstream }) => {
-    const host = new LogListener(upstream);
+    const host = new DatagramListener(upstream);
     try {
       const daemon = await startDaemon([`--socket=${socketPath}`, `--log-socket=${upstream}`]);
-      Deno.kill(relayPid(daemon.child.pid), "SIGKILL");
+      Deno.kill(firstChildPid(daemon.child.pid), "SIGKILL");
       const end = await daemon.ended;
       assert.equal(end.code, 1);
       await daemon.stdout.waitFor(/the relay ended unexpectedly/);
@@ -435,26 +345,26 @@ Deno.test("if the relay dies, the monitor removes the sockets and exits 1", asyn
 
 Deno.test("reconnects to the log socket after the syslog daemon restarts", async () => {
   await withJail(async ({ socketPath, upstream }) => {
-    let host = new LogListener(upstream);
+    let host = new DatagramListener(upstream);
     const daemon = await startDaemon([`--socket=${socketPath}`, `--log-socket=${upstream}`]);
     try {
       sendDatagram(socketPath, encoder.encode("<13>before restart"));
-      await host.received.waitFor(/before restart/);
+      await host.waitFor(/before restart/);
       // Restart: the old socket goes away, a new one appears at the same path.
       await host.close();
-      host = new LogListener(upstream);
+      host = new DatagramListener(upstream);
       sendDatagram(socketPath, encoder.encode("<13>right after restart"));
-      await host.received.waitFor(/right after restart/, 5000);
+      await host.waitFor(/right after restart/, 5000);
       // Down for a while: that message is lost and counted, later ones arrive.
       await host.close();
       sendDatagram(socketPath, encoder.encode("<13>while down"));
       await new Promise((r) => setTimeout(r, 300));
-      host = new LogListener(upstream);
+      host = new DatagramListener(upstream);
       await new Promise((r) => setTimeout(r, 1100));
       sendDatagram(socketPath, encoder.encode("<13>back again"));
-      await host.received.waitFor(/back again/, 5000);
-      await host.received.waitFor(/<26>.*failed to write 1 log message\(s\)/, 5000);
-      assert.equal(host.received.matching(/while down/).length, 0);
+      await host.waitFor(/back again/, 5000);
+      await host.waitFor(/<26>.*failed to write 1 log message\(s\)/, 5000);
+      assert.equal(host.matching(/while down/).length, 0);
     } finally {
       assert.equal((await stopDaemon(daemon)).code, 0);
       await host.close();
@@ -474,24 +384,19 @@ Deno.test("ini mode: every section a socket, clamp notices, pidfile written and 
         iniFile,
         `[${socketPath}]\nbase = 100\npeak = 300\ninterval = 2\n\n[${second}]\nbase = 5\n`,
       );
-      const host = new LogListener(upstream);
       const pidfile = `${dir}/jk_socketd.pid`;
-      const daemon = await startDaemon([`--log-socket=${upstream}`, "-p", pidfile]);
-      try {
+      await withRelay(upstream, ["-p", pidfile], async (daemon, host) => {
         assert.equal(await Deno.readTextFile(pidfile), String(daemon.child.pid));
         await daemon.stdout.waitFor(
           new RegExp(`listening on socket ${socketPath} with rates \\[100:300\\]/2\\.000000`),
         );
-        await host.received.waitFor(/<29>.*: socket .*other\/dev\/log: base 5 is out of range/);
+        await host.waitFor(/<29>.*: socket .*other\/dev\/log: base 5 is out of range/);
         sendDatagram(second, encoder.encode("<13>to the second"));
         assert.match(
-          await host.received.waitFor(/to the second/),
+          await host.waitFor(/to the second/),
           new RegExp(`jail=${dir}/other uid=0`),
         );
-      } finally {
-        assert.equal((await stopDaemon(daemon)).code, 0);
-        await host.close();
-      }
+      });
       for (const gone of [socketPath, second, pidfile]) {
         await assert.rejects(Deno.lstat(gone), Deno.errors.NotFound, gone);
       }
@@ -503,7 +408,7 @@ Deno.test("ini mode: every section a socket, clamp notices, pidfile written and 
 
 Deno.test("without -n it detaches: returns 0 once ready, the daemon runs in its own session", async () => {
   await withJail(async ({ dir, socketPath, upstream }) => {
-    const host = new LogListener(upstream);
+    const host = new DatagramListener(upstream);
     const pidfile = `${dir}/d.pid`;
     try {
       const r = await runTool("jk_socketd", [
@@ -517,7 +422,7 @@ Deno.test("without -n it detaches: returns 0 once ready, the daemon runs in its 
       assert.equal(Number(stat[3]), pid, "session id"); // setsid: it leads its own session
       assert.equal(await Deno.readLink(`/proc/${pid}/fd/1`), "/dev/null");
       sendDatagram(socketPath, encoder.encode("<13>detached hello"));
-      await host.received.waitFor(/detached hello/);
+      await host.waitFor(/detached hello/);
       Deno.kill(pid, "SIGTERM");
       for (let i = 0; i < 100 && (await daemonProcesses()) !== ""; i++) {
         await new Promise((res) => setTimeout(res, 50));
@@ -538,7 +443,7 @@ Deno.test("bad input: clear message, documented exit code, nothing left behind",
   const nobodyUser = await createUser();
   try {
     await withJail(async ({ dir, socketPath, upstream }) => {
-      const host = new LogListener(upstream);
+      const host = new DatagramListener(upstream);
       const run = async (args: string[], opts: { uid?: number; gid?: number } = {}) => {
         const r = await runTool("jk_socketd", ["-n", `--log-socket=${upstream}`, ...args], opts);
         assert.equal(await daemonProcesses(), "", `a process is left after ${args}`);
@@ -621,9 +526,7 @@ Deno.test("bad input: clear message, documented exit code, nothing left behind",
 
 Deno.test("a second daemon does not steal a socket another one serves", async () => {
   await withJail(async ({ socketPath, upstream }) => {
-    const host = new LogListener(upstream);
-    const first = await startDaemon([`--socket=${socketPath}`, `--log-socket=${upstream}`]);
-    try {
+    await withRelay(upstream, [`--socket=${socketPath}`], async (_first, host) => {
       const second = await runTool("jk_socketd", [
         "-n",
         `--socket=${socketPath}`,
@@ -632,11 +535,8 @@ Deno.test("a second daemon does not steal a socket another one serves", async ()
       assert.equal(second.code, 1);
       assert.match(second.stderr, /another process is serving this socket/);
       sendDatagram(socketPath, encoder.encode("<13>first still serves"));
-      await host.received.waitFor(/first still serves/);
-    } finally {
-      assert.equal((await stopDaemon(first)).code, 0);
-      await host.close();
-    }
+      await host.waitFor(/first still serves/);
+    });
   });
 });
 

@@ -34,6 +34,13 @@ import {
   S_IFMT,
   strerror,
 } from "../src/libc.ts";
+import {
+  type DenoScriptOptions,
+  runDenoScript,
+  type RunResult,
+  scratchDir,
+  statusFields,
+} from "./harness.ts";
 
 const DENO = Deno.execPath();
 const LIBC = new URL("../src/libc.ts", import.meta.url).href;
@@ -41,53 +48,15 @@ const isRoot = Deno.uid() === 0;
 const decoder = new TextDecoder();
 const EEXIST = 17;
 
-/** A root-owned 0755 directory under /var/lib (never /tmp: it is world-writable). */
-async function tempRoot(label: string): Promise<string> {
-  const dir = await Deno.makeTempDir({ dir: "/var/lib", prefix: `jktest-libc-${label}-` });
-  await Deno.chmod(dir, 0o755);
-  return dir;
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * Runs `source` (a module importing libc.ts as `L`) in a child `deno run` with
- * `flags`. `shell`, if given, is a `sh -c` script that must end by exec'ing
- * `"$@"` (the deno command line), e.g. to open fds or mount /proc first.
+ * `flags` (default `--allow-ffi`); `shell` and `wrapper` as for `runDenoScript`.
  */
-async function runChild(
-  source: string,
-  { flags = ["--allow-ffi"], shell, wrapper = [] }: {
-    flags?: string[];
-    shell?: string;
-    wrapper?: string[];
-  } = {},
-): Promise<Run> {
-  const dir = await Deno.makeTempDir({ prefix: "jktest-libc-child-" });
-  try {
-    const script = `${dir}/child.ts`;
-    await Deno.writeTextFile(script, `import * as L from "${LIBC}";\n${source}\n`);
-    const denoArgs = [DENO, "run", "--no-config", "--no-lock", "--no-prompt", ...flags, script];
-    const argv = shell === undefined
-      ? [...wrapper, ...denoArgs]
-      : [...wrapper, "/bin/sh", "-c", shell, "sh", ...denoArgs];
-    const out = await new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      stdin: "null",
-      env: { NO_COLOR: "1" },
-    }).output();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function runChild(source: string, opts: DenoScriptOptions = {}): Promise<RunResult> {
+  return runDenoScript(`import * as L from "${LIBC}";\n${source}`, {
+    ...opts,
+    flags: opts.flags ?? ["--allow-ffi"],
+  });
 }
 
 async function run(cmd: string, ...args: string[]): Promise<string> {
@@ -95,16 +64,6 @@ async function run(cmd: string, ...args: string[]): Promise<string> {
   const text = decoder.decode(out.stdout);
   if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${decoder.decode(out.stderr)}`);
   return text;
-}
-
-/** `Key:\tvalue` lines of /proc/<pid>/status. */
-function statusFields(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const m = /^(\w+):\s*(.*?)\s*$/.exec(line);
-    if (m) fields.set(m[1], m[2]);
-  }
-  return fields;
 }
 
 Deno.test("importing libc.ts needs no permission; calling a wrapper needs --allow-ffi", async () => {
@@ -224,7 +183,7 @@ Deno.test({
     const tag = `jkx${Deno.pid % 100000}`;
     const user = `${tag}u`;
     const groups = [`${tag}a`, `${tag}b`, `${tag}c`];
-    const jail = await tempRoot("jail");
+    const jail = await scratchDir("libc-jail");
     const created: string[] = [];
     try {
       for (const g of groups) {
@@ -306,16 +265,16 @@ Deno.test({
       assert.equal(out.code, 1, out.stderr);
       assert.match(out.stderr, /fdinfo\/5: No such file or directory/);
       const status = statusFields(rest.join("\n"));
-      assert.equal(status.get("Uid"), `${pw.uid}\t${pw.uid}\t${pw.uid}\t${pw.uid}`);
-      assert.equal(status.get("Gid"), `${pw.gid}\t${pw.gid}\t${pw.gid}\t${pw.gid}`);
-      assert.deepEqual(status.get("Groups")!.split(/\s+/).map(Number), gids);
-      assert.equal(status.get("NoNewPrivs"), "1");
+      assert.equal(status.Uid, `${pw.uid}\t${pw.uid}\t${pw.uid}\t${pw.uid}`);
+      assert.equal(status.Gid, `${pw.gid}\t${pw.gid}\t${pw.gid}\t${pw.gid}`);
+      assert.deepEqual(status.Groups!.split(/\s+/).map(Number), gids);
+      assert.equal(status.NoNewPrivs, "1");
       for (const set of ["CapInh", "CapPrm", "CapEff", "CapAmb"]) {
-        assert.equal(status.get(set), "0000000000000000", set);
+        assert.equal(status[set], "0000000000000000", set);
       }
-      assert.equal(status.get("SigIgn"), "0000000000000000"); // Deno's SIGPIPE and our SIGUSR1
-      assert.equal(status.get("SigBlk"), "0000000000000000"); // our SIGUSR2
-      assert.equal(status.get("Umask"), "0027");
+      assert.equal(status.SigIgn, "0000000000000000"); // Deno's SIGPIPE and our SIGUSR1
+      assert.equal(status.SigBlk, "0000000000000000"); // our SIGUSR2
+      assert.equal(status.Umask, "0027");
       assert.match(rest.join("\n"), /^Max core file size\s+0\s+0\s+bytes/m);
     } finally {
       await Deno.remove(jail, { recursive: true });
@@ -351,7 +310,7 @@ Deno.test({
   name: "mknod creates a character device (1,3) with the right rdev; lchown and errors",
   ignore: !isRoot,
   async fn() {
-    const dir = await tempRoot("mknod");
+    const dir = await scratchDir("libc-mknod");
     try {
       const node = `${dir}/null`;
       mknod(node, S_IFCHR | 0o600, makedev(1, 3));
@@ -387,7 +346,7 @@ Deno.test({
   name: "openat2 with RESOLVE_IN_ROOT keeps .. and absolute symlinks inside the jail",
   ignore: !isRoot,
   async fn() {
-    const jail = await tempRoot("openat2");
+    const jail = await scratchDir("libc-openat2");
     try {
       await Deno.mkdir(`${jail}/etc`);
       await Deno.writeTextFile(`${jail}/etc/hostname`, "inside\n");
@@ -435,7 +394,7 @@ Deno.test({
  * `exec "$@"`), printing what readTrampolineEnvironment returned and whether fd
  * 3 is still open, then running `extra`.
  */
-function childWithFd3(shell: string, extra = ""): Promise<Run> {
+function childWithFd3(shell: string, extra = ""): Promise<RunResult> {
   return runChild(
     `
     const env = L.readTrampolineEnvironment();
@@ -450,7 +409,7 @@ function childWithFd3(shell: string, extra = ""): Promise<Run> {
 }
 
 Deno.test("readTrampolineEnvironment parses a JKENV1 file on fd 3 and closes it", async () => {
-  const dir = await tempRoot("env");
+  const dir = await scratchDir("libc-env");
   try {
     const file = `${dir}/env`;
     const enc = new TextEncoder();
@@ -474,7 +433,7 @@ Deno.test("readTrampolineEnvironment parses a JKENV1 file on fd 3 and closes it"
 });
 
 Deno.test("readTrampolineEnvironment leaves a foreign fd 3 alone", async (t) => {
-  const dir = await tempRoot("env");
+  const dir = await scratchDir("libc-env");
   try {
     await t.step("a regular file without the magic: not closed, offset not moved", async () => {
       await Deno.writeTextFile(`${dir}/plain`, "JKENV2\nTERM=x\0");
@@ -516,7 +475,7 @@ Deno.test({
   name: "readTrampolineEnvironment reads the memfd of the real trampoline (shells/trampoline.c)",
   ignore: !isRoot,
   async fn() {
-    const dir = await tempRoot("tramp");
+    const dir = await scratchDir("libc-tramp");
     try {
       const script = `${dir}/target.ts`;
       await Deno.writeTextFile(

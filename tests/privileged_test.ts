@@ -8,7 +8,16 @@
 import assert from "node:assert/strict";
 import { compileLauncher } from "../src/launchers.ts";
 import { resolveHostIdentity } from "../src/privileged.ts";
-import { copyWithLibs, createUser, runCommand, scratchDir, type TestUser } from "./harness.ts";
+import {
+  copyWithLibs,
+  createGroup,
+  createUser,
+  finishChild,
+  observeInJail,
+  runCommand,
+  scratchDir,
+  type TestUser,
+} from "./harness.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const TRAMPOLINE = `${REPO}shells/trampoline.c`;
@@ -124,9 +133,8 @@ function buildProbe(): Promise<Probe> {
 /** A jail with sh and id (plus a setuid-root copy of id), a user in an extra group. */
 async function withJail(fn: (jail: string, user: TestUser) => Promise<void>): Promise<void> {
   const jail = await scratchDir("privjail");
-  const group = `jkg${crypto.randomUUID().slice(0, 6)}`;
-  await runCommand("groupadd", [group]);
-  const user = await createUser({ groups: [group] });
+  const group = await createGroup();
+  const user = await createUser({ groups: [group.name] });
   try {
     await copyWithLibs(jail, ["/bin/sh", "/usr/bin/id"]);
     await Deno.copyFile(`${jail}/usr/bin/id`, `${jail}/usr/bin/id-suid`);
@@ -134,7 +142,7 @@ async function withJail(fn: (jail: string, user: TestUser) => Promise<void>): Pr
     await fn(jail, user);
   } finally {
     await user.remove();
-    await runCommand("groupdel", [group]);
+    await group.remove();
     await Deno.remove(jail, { recursive: true });
   }
 }
@@ -154,59 +162,14 @@ function spawnAs(user: TestUser, script: string, env: Record<string, string> = {
   }).spawn();
 }
 
-/** What /proc shows of a process once it runs a program inside `jail`. */
-interface Observed {
-  status: Map<string, string>;
-  fds: number[];
-  root: string;
-  cmdline: string[];
-  environ: string[];
-}
-
-async function observeInJail(child: Deno.ChildProcess, jail: string): Promise<Observed | null> {
-  const pid = child.pid;
-  let exited = false;
-  child.status.then(() => exited = true);
-  for (let i = 0; i < 400 && !exited; i++) {
-    const root = await Deno.readLink(`/proc/${pid}/root`).catch(() => "");
-    const exe = await Deno.readLink(`/proc/${pid}/exe`).catch(() => "");
-    if (root === jail && exe.startsWith(jail + "/")) {
-      const text = await Deno.readTextFile(`/proc/${pid}/status`);
-      const status = new Map(
-        text.split("\n").filter((l) => l.includes(":")).map((l) => {
-          const at = l.indexOf(":");
-          return [l.slice(0, at), l.slice(at + 1).trim()] as [string, string];
-        }),
-      );
-      const fds = [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => Number(e.name))
-        .sort((a, b) => a - b);
-      const split = async (f: string) =>
-        (await Deno.readTextFile(`/proc/${pid}/${f}`)).split("\0").filter((s) => s !== "");
-      return {
-        status,
-        fds,
-        root,
-        cmdline: await split("cmdline"),
-        environ: await split("environ"),
-      };
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return null;
-}
-
 /** The lines of JSON a probe printed before exec. */
 function probeLines(stdout: string): Record<string, unknown>[] {
   return stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
 }
 
-async function finish(child: Deno.ChildProcess) {
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode("\n")).catch(() => {});
-  await writer.close().catch(() => {});
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+/** Ends a child blocked in `read` and collects its output. */
+function finish(child: Deno.ChildProcess) {
+  return finishChild(child, "\n");
 }
 
 for (const mode of ["setuid", "caps"] as const) {
@@ -236,19 +199,19 @@ for (const mode of ["setuid", "caps"] as const) {
       assert.equal(after.caps, "0");
       assert.equal(after.ambient, "0");
 
-      const ids = (name: string) => seen.status.get(name)!.split(/\s+/).map(Number);
+      const ids = (name: string) => seen.status[name]!.split(/\s+/).map(Number);
       assert.deepEqual(ids("Uid"), Array(4).fill(user.uid));
       assert.deepEqual(ids("Gid"), Array(4).fill(user.gid));
       const hostGroups = (await runCommand("id", ["-G", user.name])).stdout.trim().split(" ")
         .map(Number).sort((a, b) => a - b);
       assert.equal(hostGroups.length, 2, "the user's own group and the extra one");
       assert.deepEqual(ids("Groups").sort((a, b) => a - b), hostGroups);
-      assert.equal(seen.status.get("NoNewPrivs"), "1");
+      assert.equal(seen.status.NoNewPrivs, "1");
       for (const set of ["CapInh", "CapPrm", "CapEff", "CapAmb"]) {
-        assert.equal(BigInt("0x" + seen.status.get(set)), 0n, `${set} ${seen.status.get(set)}`);
+        assert.equal(BigInt("0x" + seen.status[set]), 0n, `${set} ${seen.status[set]}`);
       }
-      assert.equal(BigInt("0x" + seen.status.get("SigIgn")), 0n);
-      assert.equal(BigInt("0x" + seen.status.get("SigBlk")), 0n);
+      assert.equal(BigInt("0x" + seen.status.SigIgn), 0n);
+      assert.equal(BigInt("0x" + seen.status.SigBlk), 0n);
       assert.deepEqual(seen.fds, [0, 1, 2], "fd 7, fd 3 and the runtime's fds are gone");
       assert.equal(seen.root, jail);
       assert.deepEqual(seen.cmdline, ["sh", "-c", "read x"]);
@@ -330,20 +293,18 @@ Deno.test("privileged: execOrDie reports a failed execve and exits with the give
 });
 
 Deno.test("privileged: resolveHostIdentity uses the host database and getgrouplist", async () => {
-  const group = `jkg${crypto.randomUUID().slice(0, 6)}`;
-  await runCommand("groupadd", [group]);
-  const user = await createUser({ groups: [group] });
+  const group = await createGroup();
+  const user = await createUser({ groups: [group.name] });
   try {
     const me = resolveHostIdentity(user.uid);
     assert.equal(me.name, user.name);
     assert.equal(me.gid, user.gid);
     assert.equal(me.groupName, user.name);
     assert.equal(me.home, user.home);
-    const gid = Number((await runCommand("getent", ["group", group])).stdout.split(":")[2]);
-    assert.deepEqual(me.groups, [user.gid, gid]);
+    assert.deepEqual(me.groups, [user.gid, group.gid]);
     assert.throws(() => resolveHostIdentity(4_000_000_000), /no user with user ID 4000000000/);
   } finally {
     await user.remove();
-    await runCommand("groupdel", [group]);
+    await group.remove();
   }
 });

@@ -23,8 +23,8 @@ import {
   sanitize,
   type Severity,
 } from "../src/syslog.ts";
+import { runDenoScript, type RunResult, scratchDir } from "./harness.ts";
 
-const DENO = Deno.execPath();
 const SYSLOG = new URL("../src/syslog.ts", import.meta.url).href;
 const LIBC = new URL("../src/libc.ts", import.meta.url).href;
 const isRoot = Deno.uid() === 0;
@@ -73,8 +73,7 @@ async function receiveText(conn: Deno.DatagramConn, path: string, room = 1 << 20
 }
 
 async function startDaemon(): Promise<Daemon> {
-  const dir = await Deno.makeTempDir({ dir: "/var/lib", prefix: "jktest-syslog-" });
-  await Deno.chmod(dir, 0o755);
+  const dir = await scratchDir("syslog");
   const path = `${dir}/log`;
   const conn = Deno.listenDatagram({ transport: "unixpacket", path });
   await Deno.chmod(path, 0o666);
@@ -98,35 +97,12 @@ async function startDaemon(): Promise<Daemon> {
   };
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `source` (with `S` = syslog.ts, `L` = libc.ts) in a child `deno run` with `flags`. */
-async function runChild(source: string, flags: string[], wrapper: string[] = []): Promise<Run> {
-  const dir = await Deno.makeTempDir({ prefix: "jktest-syslog-child-" });
-  try {
-    const script = `${dir}/child.ts`;
-    await Deno.writeTextFile(
-      script,
-      `import * as S from "${SYSLOG}";\nimport * as L from "${LIBC}";\n${source}\n`,
-    );
-    const argv = [...wrapper, DENO, "run", "--no-config", "--no-lock", "--no-prompt", ...flags];
-    const out = await new Deno.Command(argv[0], {
-      args: [...argv.slice(1), script],
-      stdin: "null",
-      env: { NO_COLOR: "1" },
-    }).output();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+function runChild(source: string, flags: string[], wrapper: string[] = []): Promise<RunResult> {
+  return runDenoScript(
+    `import * as S from "${SYSLOG}";\nimport * as L from "${LIBC}";\n${source}`,
+    { flags, wrapper },
+  );
 }
 
 Deno.test("datagram format: priority, space-padded day, local time, ident[pid]", () => {
@@ -311,7 +287,11 @@ Deno.test("no socket, or no permission at all: logging is silent and never throw
   `;
   for (const flags of [[], ["--unstable-net", "--allow-all"]]) {
     const out = await runChild(source, flags);
-    assert.deepEqual(out, { code: 0, stdout: "false\n", stderr: "" }, flags.join(" "));
+    assert.deepEqual(
+      out,
+      { code: 0, signal: null, stdout: "false\n", stderr: "" },
+      flags.join(" "),
+    );
   }
 });
 
@@ -366,7 +346,7 @@ Deno.test({
         `,
         ["--allow-ffi"],
       );
-      assert.deepEqual(out, { code: 0, stdout: "true\nEBADF null\n", stderr: "" });
+      assert.deepEqual(out, { code: 0, signal: null, stdout: "true\nEBADF null\n", stderr: "" });
       assert.match(await daemon.next(), /^<38>.* jk_chrootsh\[\d+\]: inside the jail as nobody$/);
       await daemon.expectNothingMore();
     } finally {

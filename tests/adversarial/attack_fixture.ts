@@ -12,9 +12,15 @@
  * @module
  */
 
-import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { runCommand, type RunResult, scratchDir, testSite, toolPathUnderTest } from "../harness.ts";
+import {
+  compileProgram,
+  runCommand,
+  type RunResult,
+  scratchDir,
+  testSite,
+  toolPathUnderTest,
+} from "../harness.ts";
 import { treeDigest } from "../jailfixtures.ts";
 import { type JailedAccount, jailedAccount } from "../login_fixture.ts";
 
@@ -191,22 +197,7 @@ let built: Promise<string> | undefined;
  * ```
  */
 export function attackProgram(): Promise<string> {
-  built ??= (async () => {
-    const dir = await scratchDir("attack");
-    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-    await Deno.writeTextFile(`${dir}/jkattack.c`, ATTACK_SOURCE);
-    const cc = await runCommand("cc", [
-      "-static",
-      "-O1",
-      "-Wall",
-      "-Werror",
-      "-o",
-      `${dir}/jkattack`,
-      `${dir}/jkattack.c`,
-    ]);
-    assert.equal(cc.code, 0, `cc failed: ${cc.stderr}`);
-    return `${dir}/jkattack`;
-  })();
+  built ??= compileProgram("jkattack", ATTACK_SOURCE, ["-static", "-O1", "-Wall", "-Werror"]);
   return built;
 }
 

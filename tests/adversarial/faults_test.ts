@@ -22,16 +22,21 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import {
   copyWithLibs,
   createUser,
+  DatagramListener,
+  firstChildPid,
+  Rng,
   runCommand,
+  runTool,
   scratchDir,
+  spawnCommand,
+  testSeed,
   testSite,
   toolPathUnderTest,
 } from "../harness.ts";
-import { Rng, testSeed } from "./seeded.ts";
+import { treeEntries } from "../jailfixtures.ts";
 
 const root = Deno.uid() === 0;
 const haveStrace = root && await Deno.stat("/usr/bin/strace").then(() => true, () => false);
@@ -65,30 +70,12 @@ emptydirs = /tmp, /home, /var/run/empty
 `;
 
 /**
- * Everything about a tree that an uninterrupted run decides: each path
- * relative to `root`, its type, mode, owner, device number, link target or
- * content hash. Directory link counts are left out (they only count
- * subdirectories, which the paths already show).
+ * Everything about a tree that an uninterrupted run decides: each path, type,
+ * mode, owner, device number, link target or content hash; link counts left
+ * out (the reference jail is built apart).
  */
-async function jailDigest(root: string): Promise<string[]> {
-  const lines: string[] = [];
-  const walk = async (dir: string) => {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(dir)) names.push(e.name);
-    for (const name of names.sort()) {
-      const path = `${dir}/${name}`;
-      const st = await Deno.lstat(path);
-      let what = "";
-      if (st.isSymlink) what = `-> ${await Deno.readLink(path)}`;
-      else if (st.isFile) {
-        what = `${st.size} ${createHash("sha256").update(await Deno.readFile(path)).digest("hex")}`;
-      } else if (!st.isDirectory) what = `rdev ${st.rdev}`;
-      lines.push(`${path.slice(root.length)} ${st.mode?.toString(8)} ${st.uid}:${st.gid} ${what}`);
-      if (st.isDirectory) await walk(path);
-    }
-  };
-  await walk(root);
-  return lines;
+function jailDigest(root: string): Promise<string[]> {
+  return treeEntries(root, { linkCounts: false });
 }
 
 /** Paths under `root` whose name is a temporary name of the tools. */
@@ -106,7 +93,7 @@ async function temporaries(root: string): Promise<string[]> {
 
 /** jk_check's problems for a jail, with the jail's path replaced by JAIL. */
 async function checkFindings(jail: string): Promise<string[]> {
-  const r = await runCommand(await toolPathUnderTest("jk_check"), [jail]);
+  const r = await runTool("jk_check", [jail]);
   assert.ok(r.code === 0 || r.code === 1, `jk_check ${jail}: exit ${r.code}\n${r.stderr}`);
   return r.stdout.split("\n").filter((l) => /^(ERROR|WARNING):/.test(l))
     .map((l) => l.replaceAll(jail, "JAIL")).sort();
@@ -135,14 +122,9 @@ async function runKilled(tool: string, args: string[], point: KillPoint): Promis
       program,
     ]
     : null;
-  const child = new Deno.Command(strace ? "/usr/bin/strace" : program, {
-    args: strace ? [...strace, ...args] : args,
-    clearEnv: true,
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const child = strace
+    ? spawnCommand("/usr/bin/strace", [...strace, ...args])
+    : spawnCommand(program, args);
   let timer: ReturnType<typeof setTimeout> | undefined;
   if ("delayMs" in point) {
     timer = setTimeout(() => {
@@ -396,61 +378,6 @@ async function ageJail(jail: string): Promise<void> {
 // ---------------------------------------------------------------------------
 // jk_socketd under a flood while the host's syslog restarts
 
-/** A datagram listener standing in for the host's /dev/log; it can be restarted. */
-class HostLog {
-  readonly lines: string[] = [];
-  #conn: Deno.DatagramConn | null = null;
-  #reading: Promise<void> = Promise.resolve();
-
-  constructor(readonly path: string) {}
-
-  start(): void {
-    const conn = this.#conn = Deno.listenDatagram({ transport: "unixpacket", path: this.path });
-    const dec = new TextDecoder();
-    this.#reading = (async () => {
-      try {
-        for await (const [data] of conn) this.lines.push(dec.decode(data));
-      } catch {
-        // closed
-      }
-    })();
-  }
-
-  /** Stops like a syslog daemon that exits: the socket goes away. */
-  async stop(): Promise<void> {
-    this.#conn?.close();
-    this.#conn = null;
-    await this.#reading;
-    await Deno.remove(this.path).catch(() => {});
-  }
-
-  count(pattern: RegExp): number {
-    return this.lines.filter((l) => pattern.test(l)).length;
-  }
-
-  async waitFor(pattern: RegExp, ms: number): Promise<void> {
-    const until = Date.now() + ms;
-    while (this.count(pattern) === 0) {
-      if (Date.now() > until) {
-        throw new Error(
-          `nothing matching ${pattern} within ${ms} ms; last lines:\n` +
-            this.lines.slice(-5).join("\n"),
-        );
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
-/** The relay: the jk_socketd monitor's child process. */
-function relayOf(monitor: number): number {
-  for (const task of Deno.readDirSync(`/proc/${monitor}/task`)) {
-    const children = Deno.readTextFileSync(`/proc/${monitor}/task/${task.name}/children`).trim();
-    if (children) return Number(children.split(" ")[0]);
-  }
-  throw new Error(`jk_socketd ${monitor} has no relay`);
-}
-
 Deno.test({
   name: "FAULT jk_socketd flooded from three jails while the host syslog restarts again and " +
     "again: it stays up, leaks no descriptor, and relays again once syslog is back",
@@ -462,7 +389,7 @@ Deno.test({
     const original = await Deno.readTextFile(iniFile);
     const dir = await scratchDir("fault-socketd");
     const user = await createUser();
-    const host = new HostLog(`${dir}/host-log`);
+    let host: DatagramListener | undefined;
     let daemon: Deno.ChildProcess | undefined;
     try {
       const jails = [0, 1, 2].map((i) => `${dir}/jail${i}`);
@@ -474,15 +401,11 @@ Deno.test({
         iniFile,
         jails.map((j) => `[${j}/dev/log]\nbase = 20000\npeak = 100000\ninterval = 1\n`).join("\n"),
       );
-      host.start();
-      daemon = new Deno.Command(await toolPathUnderTest("jk_socketd"), {
-        args: ["-n", `--log-socket=${host.path}`],
-        clearEnv: true,
-        env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      host = new DatagramListener(`${dir}/host-log`);
+      daemon = spawnCommand(await toolPathUnderTest("jk_socketd"), [
+        "-n",
+        `--log-socket=${host.path}`,
+      ]);
       const output = daemon.output();
       let ended = false;
       output.then(() => ended = true);
@@ -495,13 +418,13 @@ Deno.test({
       // Ready once a message from each jail comes through.
       for (const [i, jail] of jails.entries()) {
         const deadline = Date.now() + 15000;
-        while (host.count(new RegExp(`ready${i}: up`)) === 0) {
+        while (host.matching(new RegExp(`ready${i}: up`)).length === 0) {
           assert.ok(!ended && Date.now() < deadline, "jk_socketd did not start relaying");
           await logger(jail, `ready${i}`, "echo up");
           await new Promise((r) => setTimeout(r, 100));
         }
       }
-      const relay = relayOf(daemon.pid);
+      const relay = firstChildPid(daemon.pid);
       const fds = () => [...Deno.readDirSync(`/proc/${relay}/fd`)].length;
       const fdsBefore = fds();
 
@@ -513,9 +436,9 @@ Deno.test({
       let restarts = 0, sinceRestart = 0;
       while (Date.now() < until) {
         await new Promise((r) => setTimeout(r, 150 + rng.int(450)));
-        await host.stop();
+        await host.close();
         await new Promise((r) => setTimeout(r, rng.int(300)));
-        host.start();
+        host.reopen();
         restarts++;
         sinceRestart = host.lines.length;
       }
@@ -527,7 +450,10 @@ Deno.test({
       const resumed = host.lines.slice(sinceRestart).filter((l) => /: flood\d: /.test(l));
       assert.ok(resumed.length > 0, `nothing relayed after restart ${restarts}`);
       for (const i of [0, 1, 2]) {
-        assert.ok(host.count(new RegExp(`flood${i}: flood from jail ${i}`)) > 0, `jail ${i}`);
+        assert.ok(
+          host.matching(new RegExp(`flood${i}: flood from jail ${i}`)).length > 0,
+          `jail ${i}`,
+        );
       }
       // Back to normal: after a rate interval, one line from each jail arrives.
       await new Promise((r) => setTimeout(r, 1200));
@@ -539,7 +465,7 @@ Deno.test({
           5000,
         );
       }
-      assert.equal(relayOf(daemon.pid), relay, "the same relay throughout");
+      assert.equal(firstChildPid(daemon.pid), relay, "the same relay throughout");
       assert.equal(fds(), fdsBefore, `descriptors of the relay after ${restarts} restarts`);
 
       daemon.kill("SIGTERM");
@@ -555,7 +481,7 @@ Deno.test({
         // ended
       }
       await daemon?.output().catch(() => {});
-      await host.stop();
+      await host?.close();
       await Deno.writeTextFile(iniFile, original);
       await user.remove();
       await Deno.remove(dir, { recursive: true });

@@ -39,8 +39,7 @@ import {
   type TokenErrorReason,
   tokenize,
 } from "../../src/lshtokens.ts";
-import { runCommand } from "../harness.ts";
-import { Rng, testSeed } from "./seeded.ts";
+import { Rng, runCommand, testSeed } from "../harness.ts";
 
 const haveDash = await Deno.stat("/usr/bin/dash").then(() => true, () => false);
 

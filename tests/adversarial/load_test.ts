@@ -17,9 +17,8 @@
 
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { scratchDir, testSite } from "../harness.ts";
+import { Rng, scratchDir, testSeed, testSite } from "../harness.ts";
 import { jailedAccount, sshdAvailable, startSshd, type TestSshd } from "../login_fixture.ts";
-import { Rng, testSeed } from "./seeded.ts";
 
 const root = Deno.uid() === 0;
 const haveSshd = root && await sshdAvailable();

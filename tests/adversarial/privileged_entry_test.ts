@@ -16,7 +16,7 @@
  */
 
 import assert from "node:assert/strict";
-import { createUser, runCommand } from "../harness.ts";
+import { createUser, Rng, runCommand, testSeed } from "../harness.ts";
 import { treeDigest } from "../jailfixtures.ts";
 import type { JailedAccount } from "../login_fixture.ts";
 import {
@@ -29,7 +29,6 @@ import {
   shq,
   steps,
 } from "./attack_fixture.ts";
-import { Rng, testSeed } from "./seeded.ts";
 
 const root = Deno.uid() === 0;
 

@@ -26,18 +26,20 @@
 
 import assert from "node:assert/strict";
 import {
+  compileProgram,
   createUser,
+  Rng,
   runCommand,
   type RunResult,
   runTool,
   scratchDir,
+  testSeed,
   testSite,
   type TestUser,
 } from "../harness.ts";
 import { openHostFile } from "../../src/jailfs.ts";
 import { close, fstat, O_RDONLY } from "../../src/libc.ts";
 import { freshJail, treeDigest } from "../jailfixtures.ts";
-import { Rng, testSeed } from "./seeded.ts";
 
 const root = Deno.uid() === 0;
 
@@ -180,21 +182,7 @@ let flipperBuilt: Promise<string> | undefined;
 
 /** Compiles the flipper once per test process; returns its path (root-owned, 0755). */
 function flipperProgram(): Promise<string> {
-  flipperBuilt ??= (async () => {
-    const dir = await scratchDir("race-bin");
-    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-    await Deno.writeTextFile(`${dir}/flip.c`, FLIPPER_SOURCE);
-    const cc = await runCommand("cc", [
-      "-O2",
-      "-Wall",
-      "-Werror",
-      "-o",
-      `${dir}/flip`,
-      `${dir}/flip.c`,
-    ]);
-    assert.equal(cc.code, 0, `cc failed: ${cc.stderr}`);
-    return `${dir}/flip`;
-  })();
+  flipperBuilt ??= compileProgram("flip", FLIPPER_SOURCE, ["-O2", "-Wall", "-Werror"]);
   return flipperBuilt;
 }
 
@@ -254,21 +242,24 @@ interface Victims {
   digest(): Promise<string>;
 }
 
+/** Writes `dir/rel` for each of `rels` (directories on the way included) with `content(rel)`. */
+async function writeFiles(dir: string, rels: string[], content: (rel: string) => string) {
+  for (const rel of rels) {
+    const path = `${dir}/${rel}`;
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(path, content(rel), { mode: 0o644 });
+  }
+}
+
 async function makeVictims(base: string, mirror: string[]): Promise<Victims> {
   const dir = `${base}/victims`;
   const outside = `${dir}/outside`, secret = `${dir}/secret`, victim = `${dir}/victim`;
   const token = `root-only-${crypto.randomUUID()}`;
   await Deno.mkdir(outside, { recursive: true });
-  for (const rel of mirror) {
-    await Deno.mkdir(`${outside}/${rel.slice(0, rel.lastIndexOf("/") + 1)}`, { recursive: true });
-    await Deno.writeTextFile(`${outside}/${rel}`, `outside ${rel}\n`);
-  }
+  await writeFiles(outside, mirror, (rel) => `outside ${rel}\n`);
   await Deno.mkdir(secret, { mode: 0o700 });
   await Deno.chmod(secret, 0o700);
-  for (const rel of mirror) {
-    await Deno.mkdir(`${secret}/${rel.slice(0, rel.lastIndexOf("/") + 1)}`, { recursive: true });
-    await Deno.writeTextFile(`${secret}/${rel}`, `${token}\n`, { mode: 0o644 });
-  }
+  await writeFiles(secret, mirror, () => `${token}\n`);
   await Deno.writeTextFile(victim, `outside victim ${token}\n`);
   return { dir, outside, secret, victim, token, digest: () => treeDigest(dir) };
 }
@@ -332,11 +323,7 @@ const SOURCE_FILES = ["a.txt", "b.txt", "deeper/c.txt", "deeper/d.txt"];
 async function makeSource(base: string): Promise<string> {
   const src = `${base}/src`;
   for (const dir of ["sub", "churn", "rel"]) {
-    for (const rel of SOURCE_FILES) {
-      const path = `${src}/data/${dir}/${rel}`;
-      await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-      await Deno.writeTextFile(path, `host ${dir}/${rel}\n`);
-    }
+    await writeFiles(`${src}/data/${dir}`, SOURCE_FILES, (rel) => `host ${dir}/${rel}\n`);
   }
   await Deno.mkdir(`${src}/bin`, { recursive: true });
   await Deno.copyFile("/usr/bin/true", `${src}/bin/tool`);
@@ -344,19 +331,46 @@ async function makeSource(base: string): Promise<string> {
   return src;
 }
 
+/** The source tree and the victims beside the jail, and a first, undisturbed copy of the source. */
+async function sourceCopiedIn(base: string, jail: string) {
+  const src = await makeSource(base);
+  const victims = await makeVictims(base, SOURCE_FILES);
+  const first = await runTool("jk_cp", ["-j", jail, src]);
+  assert.equal(first.code, 0, first.stderr);
+  return { src, victims };
+}
+
+/** What a race scenario works with; `flippers` started into it are stopped afterwards. */
+interface Scene {
+  /** The scratch directory: the jail, the source and the victims are in it. */
+  base: string;
+  jail: string;
+  /** A host user who runs the flippers that act as a user. */
+  user: TestUser;
+  flippers: Flipper[];
+}
+
+/** Runs `fn` with a fresh jail and user; afterwards stops every flipper and removes it all. */
+async function raceScene(label: string, fn: (scene: Scene) => Promise<void>): Promise<void> {
+  const { base, jail, remove } = await freshJail(label);
+  const user = await createUser();
+  const flippers: Flipper[] = [];
+  try {
+    await fn({ base, jail, user, flippers });
+  } finally {
+    await stopAll(flippers).catch(() => {});
+    await user.remove();
+    await remove();
+  }
+}
+
 Deno.test({
   name: "RACE jk_cp and jk_init: a jail directory flipped to a link out while they copy " +
     "into it: nothing outside changes, no root-only file is copied in",
   ignore: !root,
-  fn: async () => {
-    const { base, jail, remove } = await freshJail("race-cp");
-    const user = await createUser();
-    const flippers: Flipper[] = [];
-    try {
-      const src = await makeSource(base);
-      const victims = await makeVictims(base, SOURCE_FILES);
-      const first = await runTool("jk_cp", ["-j", jail, src]);
-      assert.equal(first.code, 0, first.stderr);
+  fn: () =>
+    raceScene("race-cp", async ({ base, jail, user, flippers }) => {
+      const { src, victims } = await sourceCopiedIn(base, jail);
       // The user owns the jail's copy of data/: the part of the jail they can write.
       const data = `${jail}${src}/data`;
       await Deno.chown(data, user.uid, user.gid);
@@ -399,31 +413,19 @@ Deno.test({
       // -k links host files into the jail; their link counts are back once it is gone.
       await Deno.remove(jail, { recursive: true });
       assert.equal(await treeDigest(src), hostBefore, "the host's source is untouched");
-    } finally {
-      await stopAll(flippers).catch(() => {});
-      await user.remove();
-      await remove();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "RACE jk_cp and jk_update reading a host tree the user can write: a directory " +
     "swapped for a link to a root-only directory mid-copy never brings its files in",
   ignore: !root,
-  fn: async () => {
-    const { base, jail, remove } = await freshJail("race-host");
-    const user = await createUser();
-    const flippers: Flipper[] = [];
-    try {
+  fn: () =>
+    raceScene("race-host", async ({ base, jail, user, flippers }) => {
       // The admin copies a tree the user owns (a web root, say) into the jail.
       const pub = `${base}/pub`;
       for (const dir of ["sub", "touched"]) {
-        for (const rel of SOURCE_FILES) {
-          const path = `${pub}/${dir}/${rel}`;
-          await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-          await Deno.writeTextFile(path, `public ${dir}/${rel}\n`);
-        }
+        await writeFiles(`${pub}/${dir}`, SOURCE_FILES, (rel) => `public ${dir}/${rel}\n`);
       }
       await runCommand("chown", ["-R", `${user.uid}:${user.gid}`, pub]);
       const victims = await makeVictims(base, SOURCE_FILES);
@@ -457,26 +459,16 @@ Deno.test({
       assert.deepEqual(holding.filter((f) => !f.startsWith(`${mirror}/`)), [], "copied in");
       if (holding.length > 0) assert.equal((await Deno.stat(mirror)).mode! & 0o777, 0o700);
       assert.equal(await victims.digest(), before, "nothing outside the jail changed");
-    } finally {
-      await stopAll(flippers).catch(() => {});
-      await user.remove();
-      await remove();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "RACE jk_cp -f: a jail file swapped for a hard link of an outside file mid-run " +
     "is replaced by name; the outside file is never written",
   ignore: !root,
-  fn: async () => {
-    const { base, jail, remove } = await freshJail("race-cp-hl");
-    const flippers: Flipper[] = [];
-    try {
-      const src = await makeSource(base);
-      const victims = await makeVictims(base, SOURCE_FILES);
-      const first = await runTool("jk_cp", ["-j", jail, src]);
-      assert.equal(first.code, 0, first.stderr);
+  fn: () =>
+    raceScene("race-cp-hl", async ({ base, jail, flippers }) => {
+      const { src, victims } = await sourceCopiedIn(base, jail);
       // An old version of a.txt to swap back in, so -f always finds a file that differs.
       const stale = `${base}/stale-a.txt`;
       await Deno.writeTextFile(stale, "stale\n");
@@ -498,26 +490,16 @@ Deno.test({
       // The jail goes first: its links would change the victim's link count.
       await Deno.remove(jail, { recursive: true });
       assert.equal(await victims.digest(), before, "the outside file was never written");
-    } finally {
-      await stopAll(flippers).catch(() => {});
-      await remove();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "RACE jk_update: a user's directory in a scanned tree flipped to a link out, and a " +
     "root file swapped for a hard link of an outside file: nothing outside changes",
   ignore: !root,
-  fn: async () => {
-    const { base, jail, remove } = await freshJail("race-up");
-    const user = await createUser();
-    const flippers: Flipper[] = [];
-    try {
-      const src = await makeSource(base);
-      const victims = await makeVictims(base, SOURCE_FILES);
-      const first = await runTool("jk_cp", ["-j", jail, src]);
-      assert.equal(first.code, 0, first.stderr);
+  fn: () =>
+    raceScene("race-up", async ({ base, jail, user, flippers }) => {
+      const { src, victims } = await sourceCopiedIn(base, jail);
       const data = `${jail}${src}/data`;
       await runCommand("chown", ["-R", `${user.uid}:${user.gid}`, data]);
       // Something for jk_update to do in the root-owned part every round.
@@ -533,10 +515,7 @@ Deno.test({
         RACE_MS,
         (round) =>
           runTool("jk_update", round % 3 === 2 ? ["-d", "-j", jail, src] : ["-j", jail, src]),
-        [
-          0,
-          7,
-        ],
+        [0, 7],
         "jk_update",
       );
       const flips = await stopAll(flippers.splice(0));
@@ -545,23 +524,15 @@ Deno.test({
       assert.deepEqual(await filesHolding(jail, victims.token), [], "no outside file copied in");
       await Deno.remove(jail, { recursive: true });
       assert.equal(await victims.digest(), before, "nothing outside the jail changed");
-    } finally {
-      await stopAll(flippers).catch(() => {});
-      await user.remove();
-      await remove();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "RACE jk_jailuser -m: the user flips parts of the home being moved to links out; " +
     "nothing outside changes and no root-only file reaches the jail",
   ignore: !root,
-  fn: async () => {
-    const { base, jail, remove } = await freshJail("race-ju");
-    const user = await createUser();
-    const flippers: Flipper[] = [];
-    try {
+  fn: () =>
+    raceScene("race-ju", async ({ base, jail, user, flippers }) => {
       await testSite(); // the install, before the clock starts
       await Deno.mkdir(`${jail}/etc`, { mode: 0o755 });
       await Deno.writeTextFile(`${jail}/etc/passwd`, "root:x:0:0:root:/root:/bin/sh\n");
@@ -600,15 +571,8 @@ Deno.test({
           await startFlipper(["churn", home, "y", victims.secret, "20", limit], user),
           await startFlipper(["swap", `${home}/keep`, "deeper", victims.secret, "0", limit], user),
         );
-        const r = await runTool("jk_jailuser", [
-          "-n",
-          "-m",
-          "-s",
-          "/bin/sh",
-          "-j",
-          jail,
-          user.name,
-        ]);
+        const moveHome = ["-n", "-m", "-s", "/bin/sh", "-j", jail, user.name];
+        const r = await runTool("jk_jailuser", moveHome);
         assertNoCrash(r, "jk_jailuser");
         assert.ok(
           [0, 1].includes(r.code),
@@ -628,12 +592,7 @@ Deno.test({
       assert.ok((codes.get(0) ?? 0) > 0, `some moves completed: codes ${[...codes]}`);
       assert.deepEqual(await filesHolding(jail, victims.token), [], "no root-only file moved in");
       assert.equal(await victims.digest(), before, "nothing outside the jail changed");
-    } finally {
-      await stopAll(flippers).catch(() => {});
-      await user.remove();
-      await remove();
-    }
-  },
+    }),
 });
 
 Deno.test({

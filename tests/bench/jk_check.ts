@@ -66,11 +66,32 @@ async function ensureJail(): Promise<void> {
   await Deno.rename(partial, JAIL);
 }
 
-/** Wall time of one run, in milliseconds; the output is discarded. */
-async function timeRun(cmd: string, args: string[]): Promise<number> {
+/** One run's wall time, and its CPU time (user + system) when /usr/bin/time is there. */
+interface Timing {
+  wall: number;
+  cpu: number | null;
+}
+
+const TIME = "/usr/bin/time";
+const hasTime = (() => {
+  try {
+    return Deno.statSync(TIME).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** Times one run (milliseconds); the output is discarded. */
+async function timeRun(cmd: string, args: string[], scratch: string): Promise<Timing> {
+  const [exe, argv] = hasTime ? [TIME, ["-o", scratch, "-f", "%U %S", cmd, ...args]] : [cmd, args];
   const start = performance.now();
-  await new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" }).output();
-  return performance.now() - start;
+  await new Deno.Command(exe, { args: argv, stdin: "null", stdout: "null", stderr: "null" })
+    .output();
+  const wall = performance.now() - start;
+  if (!hasTime) return { wall, cpu: null };
+  const [user, sys] = (await Deno.readTextFile(scratch)).trim().split("\n").pop()!.split(" ")
+    .map(Number);
+  return { wall, cpu: (user + sys) * 1000 };
 }
 
 function median(xs: number[]): number {
@@ -97,21 +118,27 @@ try {
   );
   console.log(summary ?? "(no summary line from jk_check -v)");
 
+  const scratch = `${config}.time`;
   for (let i = 0; i < 2; i++) {
-    await timeRun(ours, oursArgs);
-    await timeRun(DEBIAN_JK_CHECK, debianArgs);
+    await timeRun(ours, oursArgs, scratch);
+    await timeRun(DEBIAN_JK_CHECK, debianArgs, scratch);
   }
-  const a: number[] = [];
-  const b: number[] = [];
+  const a: Timing[] = [];
+  const b: Timing[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    a.push(await timeRun(ours, oursArgs));
-    b.push(await timeRun(DEBIAN_JK_CHECK, debianArgs));
+    a.push(await timeRun(ours, oursArgs, scratch));
+    b.push(await timeRun(DEBIAN_JK_CHECK, debianArgs, scratch));
   }
-  const mo = median(a), md = median(b);
+  await Deno.remove(scratch).catch(() => {});
+  const mo = median(a.map((t) => t.wall)), md = median(b.map((t) => t.wall));
   console.log(`rounds: ${ROUNDS}, cores: ${navigator.hardwareConcurrency}`);
-  console.log(`jk_check (ours, whole files)      median ${mo.toFixed(0)} ms`);
-  console.log(`jk_check (Debian 2.23, 1 KiB/file) median ${md.toFixed(0)} ms`);
-  console.log(`ratio ours/Debian: ${(mo / md).toFixed(2)}x`);
+  console.log(`jk_check (ours, whole files)       wall median ${mo.toFixed(0)} ms`);
+  console.log(`jk_check (Debian 2.23, 1 KiB/file) wall median ${md.toFixed(0)} ms`);
+  console.log(`ratio ours/Debian (wall): ${(mo / md).toFixed(2)}x`);
+  if (hasTime) {
+    const co = median(a.map((t) => t.cpu!)), cd = median(b.map((t) => t.cpu!));
+    console.log(`CPU (user+sys) medians: ours ${co.toFixed(0)} ms, Debian ${cd.toFixed(0)} ms`);
+  }
 } finally {
   await Deno.remove(config);
 }
