@@ -211,6 +211,12 @@ export async function createUser(
     home,
     remove: async () => {
       await runCommand("pkill", ["-KILL", "-u", name]);
+      // Killed is not yet gone: wait, so the next account given this uid starts
+      // with no process (jk_jailuser refuses a user with running processes).
+      for (let i = 0; i < 100; i++) {
+        if ((await runCommand("pgrep", ["-u", name])).code !== 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await runCommand("userdel", ["-r", "-f", name]);
       await runCommand("groupdel", [name]);
     },
