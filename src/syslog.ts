@@ -154,7 +154,8 @@ export interface SyslogTransport<R extends void | Promise<void>> {
  * failed connect, each send tries again (as glibc does), so a tool that first
  * logs after chroot reaches the jail's own `/dev/log`. Sends never block
  * (`MSG_DONTWAIT`: a wedged daemon costs a message, not a hung login) and never
- * raise SIGPIPE. When the daemon restarts, one send reconnects and retries.
+ * raise SIGPIPE. When the daemon restarts, one send reconnects and retries,
+ * unless `pin()` was called (after chroot the path would be the jail's).
  * The socket is close-on-exec; `fd` lets a shell close it before execve.
  *
  * Close it with `close()`, not by closing `fd` (or `closeFrom`) behind its
@@ -172,6 +173,7 @@ export interface SyslogTransport<R extends void | Promise<void>> {
  */
 export class FfiTransport implements SyslogTransport<void> {
   #fd: number | null = null;
+  #pinned = false;
 
   /** @param path the log socket; `/dev/log` unless configured */
   constructor(readonly path = "/dev/log") {}
@@ -187,6 +189,7 @@ export class FfiTransport implements SyslogTransport<void> {
    */
   connect(): boolean {
     if (this.#fd !== null) return true;
+    if (this.#pinned) return false;
     let fd: number;
     try {
       fd = socket(AF_UNIX, SOCK_DGRAM);
@@ -221,6 +224,14 @@ export class FfiTransport implements SyslogTransport<void> {
         }
       }
     }
+  }
+
+  /**
+   * Never connect again, not even to reconnect after a daemon restart: after
+   * chroot the path names the jail's socket, which the jail's owner controls.
+   */
+  pin(): void {
+    this.#pinned = true;
   }
 
   /** Closes the socket if open. */
@@ -431,8 +442,12 @@ export class HostLog {
     this.#usable = this.#transport.connect();
   }
 
-  /** After chroot: a socket not connected by now would be the jail's; never use it. */
+  /**
+   * After chroot: a socket not connected by now would be the jail's; never
+   * connect again (a restart of the host's daemon then costs the messages).
+   */
   pin(): void {
+    this.#transport.pin();
     if (this.#transport.fd === null) this.#usable = false;
   }
 
