@@ -219,6 +219,9 @@ export async function createUser(
       }
       await runCommand("userdel", ["-r", "-f", name]);
       await runCommand("groupdel", [name]);
+      // userdel -r removes the home the account has at the end; a test that
+      // moved it (jk_jailuser) leaves the one useradd made.
+      await Deno.remove(`/home/${name}`, { recursive: true }).catch(() => {});
     },
   };
 }
