@@ -46,6 +46,7 @@ import {
   ET_DYN,
   ET_EXEC,
   type FileInspection,
+  type FileOpener,
   inspectFileSync,
   isElf,
   readElfIdent,
@@ -305,6 +306,12 @@ export interface DepResolverOptions {
   lib?: string;
   /** Value of `$PLATFORM`; default from the architecture (`x86_64`, `i686`, `aarch64`). */
   platform?: string;
+  /**
+   * How files are opened for reading their headers; default
+   * `openRegularFile` (Deno's API). Tools with FFI pass one that opens with
+   * `O_NOFOLLOW | O_NONBLOCK`, so a FIFO swapped in cannot block them.
+   */
+  opener?: FileOpener;
   /** Cap on objects loaded per program (a guard against hostile input); default 4096. */
   maxObjects?: number;
   /**
@@ -481,7 +488,7 @@ export class DepResolver {
     let r = this.#inspections.get(real);
     if (r === undefined) {
       try {
-        r = inspectFileSync(this.paths.hostPath(real));
+        r = inspectFileSync(this.paths.hostPath(real), this.#opts.opener);
       } catch (e) {
         r = e instanceof ElfError ? e.problem : errorText(e);
       }

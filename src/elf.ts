@@ -181,11 +181,26 @@ const PAGE = 16384;
 /** Pages kept per file; the cache is dropped when it grows past this. */
 const MAX_PAGES = 256;
 
+/**
+ * An open regular file, as {@link inspectFileSync} reads it: its size and a
+ * positional read. {@link openRegularFile} is the default; tools with FFI pass
+ * one that opens with `O_NOFOLLOW | O_NONBLOCK` (src/jailfs.ts `openHostReader`).
+ */
+export interface OpenedFile {
+  readonly size: number;
+  /** Reads into `into` at `offset`; returns the count (0 at end of file). */
+  pread(into: Uint8Array, offset: number): number;
+  close(): void;
+}
+
+/** Opens `path` for {@link inspectFileSync}; throws if it is not a regular file. */
+export type FileOpener = (path: string) => OpenedFile;
+
 /** Reads a file with `pread`, one cached page at a time. */
 class FileSource implements ByteSource {
   readonly #pages = new Map<number, Uint8Array>();
   constructor(
-    private readonly file: Deno.FsFile,
+    private readonly file: OpenedFile,
     readonly size: number,
     private readonly name: string,
   ) {}
@@ -217,9 +232,8 @@ class FileSource implements ByteSource {
     const want = Math.min(PAGE, this.size - start);
     const buf = new Uint8Array(want);
     let got = 0;
-    this.file.seekSync(start, Deno.SeekMode.Start);
     while (got < want) {
-      const n = this.file.readSync(buf.subarray(got)) ?? 0;
+      const n = this.file.pread(buf.subarray(got), start + got);
       // The size came from fstat; a short read means the file shrank under us.
       if (n <= 0) throw new ElfError(this.name, "file changed size while being read");
       got += n;
@@ -603,26 +617,18 @@ export interface FileInspection {
   elfError: ElfError | null;
 }
 
-export function inspectFileSync(path: string): FileInspection {
-  let file: Deno.FsFile;
-  let size: number;
+export function inspectFileSync(
+  path: string,
+  open: FileOpener = openRegularFile,
+): FileInspection {
+  let file: OpenedFile;
   try {
-    // Judge the path without following it, then open it and make sure the
-    // opened file is the inode judged: a swap in between is caught, not read.
-    const before = Deno.lstatSync(path);
-    if (before.isSymlink) throw new ElfError(path, "is a symlink");
-    if (!before.isFile) throw new ElfError(path, "not a regular file");
-    file = Deno.openSync(path, { read: true });
-    const after = file.statSync();
-    if (after.dev !== before.dev || after.ino !== before.ino) {
-      file.close();
-      throw new ElfError(path, "file changed while being opened");
-    }
-    size = after.size;
+    file = open(path);
   } catch (e) {
     if (e instanceof ElfError) throw e;
     throw new ElfError(path, errorText(e));
   }
+  const size = file.size;
   try {
     const src = new FileSource(file, size, path);
     const head = src.read(0, Math.min(size, 256)).slice();
@@ -639,6 +645,39 @@ export function inspectFileSync(path: string): FileInspection {
   } finally {
     file.close();
   }
+}
+
+/**
+ * The default {@link FileOpener}, with Deno's file API (no FFI needed): the
+ * path must `lstat` as a regular file and the opened file must be that inode,
+ * so a symlink swapped in is caught, not read. Deno cannot open with
+ * `O_NONBLOCK`: a FIFO swapped in between `lstat` and open would block it, so
+ * tools that read paths others can write use an FFI opener instead.
+ *
+ * @example
+ * ```ts
+ * const f = openRegularFile("/usr/bin/ls");
+ * try { console.log(f.size); } finally { f.close(); }
+ * ```
+ */
+export function openRegularFile(path: string): OpenedFile {
+  const before = Deno.lstatSync(path);
+  if (before.isSymlink) throw new ElfError(path, "is a symlink");
+  if (!before.isFile) throw new ElfError(path, "not a regular file");
+  const file = Deno.openSync(path, { read: true });
+  const after = file.statSync();
+  if (after.dev !== before.dev || after.ino !== before.ino) {
+    file.close();
+    throw new ElfError(path, "file changed while being opened");
+  }
+  return {
+    size: after.size,
+    pread(into, offset) {
+      file.seekSync(offset, Deno.SeekMode.Start);
+      return file.readSync(into) ?? 0;
+    },
+    close: () => file.close(),
+  };
 }
 
 /**

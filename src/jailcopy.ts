@@ -55,6 +55,7 @@ import {
   type NodeMeta,
   type NodeStat,
   openHostFile,
+  openHostReader,
   sameBytes,
 } from "./jailfs.ts";
 import * as c from "./libc.ts";
@@ -411,7 +412,8 @@ export class CopyEngine {
    * reporting, when `path` itself is unusable (a malformed ELF file).
    */
   #copyNeeds(path: string, options: CopyOptions): boolean {
-    const closure: Closure = (this.#resolver ??= new DepResolver()).closure([path]);
+    this.#resolver ??= new DepResolver({ opener: openHostReader });
+    const closure: Closure = this.#resolver.closure([path]);
     for (const miss of closure.unresolved) {
       if (miss.neededBy === null) {
         this.#fail(`cannot copy ${path}: ${miss.reason}`);

@@ -48,6 +48,7 @@
  */
 
 import { JkError } from "./cli.ts";
+import type { OpenedFile } from "./elf.ts";
 import * as c from "./libc.ts";
 
 /**
@@ -188,6 +189,35 @@ export function hostLstat(path: string, dirFd: number = c.AT_FDCWD): NodeStat | 
  */
 export function hostFstat(fd: number): NodeStat {
   return nodeStat(c.fstatFull(fd));
+}
+
+/**
+ * Opens a host file for reading its headers (an `OpenedFile` of src/elf.ts):
+ * through `openHostFile` (no symlink the user could have planted), with
+ * `O_NONBLOCK` so a FIFO swapped in cannot block root's tool, and refusing
+ * anything but a regular file.
+ *
+ * @example
+ * ```ts
+ * new DepResolver({ opener: openHostReader }).closure(["/usr/bin/rsync"]);
+ * ```
+ */
+export function openHostReader(path: string): OpenedFile {
+  const fd = openHostFile(path, c.O_RDONLY | c.O_NONBLOCK | c.O_NOCTTY);
+  let size: number;
+  try {
+    const st = hostFstat(fd);
+    if (st.type !== "file") throw new JkError(`${path}: not a regular file`);
+    size = st.size;
+  } catch (e) {
+    c.close(fd);
+    throw e;
+  }
+  return {
+    size,
+    pread: (into, offset) => c.pread(fd, into, offset),
+    close: () => c.close(fd),
+  };
 }
 
 /**

@@ -6,9 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { CopyEngine, type CopyOptions, expandGlob, type Reporter } from "../src/jailcopy.ts";
-import { Jail, JailEscapeError } from "../src/jailfs.ts";
+import { Jail, JailEscapeError, openHostReader } from "../src/jailfs.ts";
 import { write } from "../src/libc.ts";
-import { scratchDir } from "./harness.ts";
+import { runCommand, scratchDir } from "./harness.ts";
 import { freshJail, inJail, treeDigest } from "./jailfixtures.ts";
 
 /** A reporter that keeps every line, tagged. */
@@ -384,5 +384,27 @@ Deno.test("a malformed ELF file is not copied, and is named; a data file is copi
   } finally {
     await remove();
     await Deno.remove(src, { recursive: true });
+  }
+});
+
+Deno.test("openHostReader: a FIFO is refused at once, never waited on; a file reads by offset", async () => {
+  const dir = await scratchDir("reader");
+  try {
+    await runCommand("mkfifo", [`${dir}/fifo`]);
+    const started = performance.now();
+    assert.throws(() => openHostReader(`${dir}/fifo`), /not a regular file/);
+    assert.ok(performance.now() - started < 1000, "opening a FIFO must not wait for a writer");
+    await Deno.writeTextFile(`${dir}/file`, "0123456789");
+    const f = openHostReader(`${dir}/file`);
+    try {
+      const buf = new Uint8Array(4);
+      assert.equal(f.size, 10);
+      assert.equal(f.pread(buf, 3), 4);
+      assert.equal(new TextDecoder().decode(buf), "3456");
+    } finally {
+      f.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
