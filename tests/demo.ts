@@ -255,8 +255,18 @@ async function main(): Promise<number> {
     }
 
     if (findTool("jk_check")) {
-      step(`jk_check ${jail}`);
-      r = await runTool("jk_check", [jail]);
+      // The jail's accounts, homes and jk_lsh.ini differ from the host's on
+      // purpose, and so does the dev runtime's module cache: a jk_check.ini
+      // section says so, as an admin's would.
+      const checkIni = `${local}/jk_check.ini`;
+      await Deno.writeTextFile(
+        checkIni,
+        `[${jail}]\nignorepathoncompare = ${jail}/home, ${jail}/etc/passwd, ${jail}/etc/group, ` +
+          `${jail}${site.sysconfdir}/jk_lsh.ini, ${jail}${site.prefix}/usr/lib/jailkit/cache\n`,
+      );
+      step(`jk_check -c ${checkIni} ${jail}`);
+      say(indent(await Deno.readTextFile(checkIni)));
+      r = await runTool("jk_check", ["-c", checkIni, jail]);
       say(indent(r.stdout + r.stderr) || "     (no findings)");
       say(`   jk_check exited ${r.code} (0: no problem found, 1: problems listed above)`);
     }
