@@ -66,14 +66,22 @@ const SOURCE_DIRS = ["src", "shells"];
  * ```
  */
 export async function stageSources(site: Site, dest: string): Promise<void> {
-  for (const dir of SOURCE_DIRS) {
-    await Deno.mkdir(join(dest, dir), { recursive: true, mode: 0o755 });
-    for await (const entry of Deno.readDir(join(REPO, dir))) {
-      if (!entry.isFile || !/\.(ts|c)$/.test(entry.name)) continue;
-      let text = await Deno.readTextFile(join(REPO, dir, entry.name));
-      if (dir === "src" && entry.name === "site.ts") text = rewriteSite(text, site);
-      await Deno.writeTextFile(join(dest, dir, entry.name), text, { mode: 0o644 });
+  for (const dir of SOURCE_DIRS) await stageDir(site, dir, dest);
+}
+
+/** Copies the `.ts` and `.c` files of `REPO/dir`, subdirectories included. */
+async function stageDir(site: Site, dir: string, dest: string): Promise<void> {
+  await Deno.mkdir(join(dest, dir), { recursive: true, mode: 0o755 });
+  for await (const entry of Deno.readDir(join(REPO, dir))) {
+    const rel = join(dir, entry.name);
+    if (entry.isDirectory) {
+      await stageDir(site, rel, dest);
+      continue;
     }
+    if (!entry.isFile || !/\.(ts|c)$/.test(entry.name)) continue;
+    let text = await Deno.readTextFile(join(REPO, rel));
+    if (rel === "src/site.ts") text = rewriteSite(text, site);
+    await Deno.writeTextFile(join(dest, rel), text, { mode: 0o644 });
   }
 }
 

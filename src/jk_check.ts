@@ -11,8 +11,8 @@
  * not jailkit's one random kilobyte), `etc/ld.so.preload`, the library
  * closure of every executable, and the user tests. Host-wide: the
  * protected_hardlinks/symlinks and Yama ptrace sysctls. See
- * src/check_findings.ts for every finding code. The byte comparisons and the
- * library closures run on worker threads beside the walk (src/check_jobs.ts).
+ * src/check/findings.ts for every finding code. The byte comparisons and the
+ * library closures run on worker threads beside the walk (src/check/jobs.ts).
  *
  * Read only: it opens files for reading and nothing else; it never writes,
  * runs a program or loads a library. Checks that its permissions keep out of
@@ -35,7 +35,7 @@ import {
   loadCheckConfig,
   passwdJails,
   reportUnknownKeys,
-} from "./check_config.ts";
+} from "./check/config.ts";
 import {
   type Finding,
   finding,
@@ -44,12 +44,12 @@ import {
   formatJson,
   formatText,
   isProblem,
-} from "./check_findings.ts";
-import { checkPtraceScope, checkSysctls, reportCapabilitiesUnchecked } from "./check_host.ts";
-import { reportUnresolved } from "./check_libs.ts";
-import { reportComparison, walkJail } from "./check_tree.ts";
-import { CheckJobs } from "./check_jobs.ts";
-import { checkHostUsers, checkJailUsers } from "./check_users.ts";
+} from "./check/findings.ts";
+import { checkPtraceScope, checkSysctls, reportCapabilitiesUnchecked } from "./check/host.ts";
+import { reportUnresolved } from "./check/libs.ts";
+import { reportComparison, walkJail } from "./check/tree.ts";
+import { CheckJobs } from "./check/jobs.ts";
+import { checkHostUsers, checkJailUsers } from "./check/users.ts";
 import type { IniFile } from "./ini.ts";
 import { checkJail } from "./jailsafety.ts";
 import { parsePasswd, type PasswdEntry } from "./passwd.ts";

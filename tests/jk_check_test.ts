@@ -7,10 +7,10 @@ import {
   scratchDir,
   toolPathUnderTest,
 } from "./harness.ts";
-import { FileComparer } from "../src/check_compare.ts";
-import { jailOfHome, PathPrefixes } from "../src/check_config.ts";
-import { deviceNumber } from "../src/check_tree.ts";
-import { finding, FINDING_CODES, formatText } from "../src/check_findings.ts";
+import { FileComparer } from "../src/check/compare.ts";
+import { jailOfHome, PathPrefixes } from "../src/check/config.ts";
+import { deviceNumber } from "../src/check/tree.ts";
+import { finding, FINDING_CODES, formatText } from "../src/check/findings.ts";
 
 /** One line of `jk_check --json`. */
 interface Found {
@@ -484,7 +484,7 @@ Deno.test("a file swapped for a FIFO after the size check cannot hang the compar
   try {
     await runCommand("mkfifo", [`${dir}/fifo`]);
     // In a child with a deadline: an open(2) that blocked on the FIFO would never return.
-    const module = new URL("../src/check_compare.ts", import.meta.url).href;
+    const module = new URL("../src/check/compare.ts", import.meta.url).href;
     const code = `import { FileComparer } from "${module}";
       console.log(JSON.stringify(new FileComparer().compare("${dir}/fifo", "/etc/passwd", 100)));`;
     const r = await runCommand("timeout", ["20", Deno.execPath(), "eval", "--no-config", code]);

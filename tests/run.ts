@@ -40,6 +40,9 @@ try {
   }
   code = (await child.status).code;
   summary = tail.split("\n").filter((l) => /^(ok|FAILED) \| \d+ passed/.test(l)).pop() ?? "";
+} catch (e) {
+  // The install itself failed: one line, and the suite counts as failed.
+  console.error(`tests/run.ts: ${e instanceof Error ? e.message : e}`);
 } finally {
   await Deno.remove(dir, { recursive: true }).catch(() => {});
 }

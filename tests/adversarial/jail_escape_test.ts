@@ -22,7 +22,7 @@
  */
 
 import assert from "node:assert/strict";
-import { PTRACE_SCOPE } from "../../src/check_host.ts";
+import { PTRACE_SCOPE } from "../../src/check/host.ts";
 import { runCommand, type RunResult, runTool, testPrefix } from "../harness.ts";
 import type { JailedAccount } from "../login_fixture.ts";
 import {

@@ -13,7 +13,7 @@
  * Synchronous on purpose: measured on a 6,800-entry jail, async `lstat` of
  * every entry alone took longer than this whole sync walk. Cheap tests first:
  * sizes come from the `lstat`s, and only same-size regular files are queued
- * for the byte comparison, which runs on other threads (src/check_jobs.ts).
+ * for the byte comparison, which runs on other threads (src/check/jobs.ts).
  *
  * Nothing is followed: symlinks are compared as links, directories are
  * entered only when `lstat` says they are real directories.
@@ -21,10 +21,10 @@
  * @module
  */
 
-import type { FindingCode } from "./check_findings.ts";
-import type { CompareResult } from "./check_compare.ts";
-import type { JailRules } from "./check_config.ts";
-import { errorText } from "./errors.ts";
+import type { FindingCode } from "./findings.ts";
+import type { CompareResult } from "./compare.ts";
+import type { JailRules } from "./config.ts";
+import { errorText } from "../errors.ts";
 
 /** Top-level jail directories whose contents no user may own or write. */
 export const SYSTEM_TREES = new Set([

@@ -20,7 +20,7 @@
 
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
-import { errorText } from "./errors.ts";
+import { errorText } from "../errors.ts";
 
 /** Bytes read per step; also the size below which a file takes one read. */
 export const CHUNK = 256 * 1024;

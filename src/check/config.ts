@@ -19,10 +19,10 @@
  */
 
 import { normalize } from "node:path";
-import { errorText } from "./errors.ts";
-import { type Finding, finding, FINDING_CODES, type FindingCode } from "./check_findings.ts";
-import { IniError, type IniFile, type IniSection, readIniFile, unknownKeys } from "./ini.ts";
-import type { PasswdEntry } from "./passwd.ts";
+import { errorText } from "../errors.ts";
+import { type Finding, finding, FINDING_CODES, type FindingCode } from "./findings.ts";
+import { IniError, type IniFile, type IniSection, readIniFile, unknownKeys } from "../ini.ts";
+import type { PasswdEntry } from "../passwd.ts";
 
 /** Keys of a jk_check.ini section. */
 export const CHECK_KEYS = [

@@ -5,14 +5,14 @@
  * loader would search them after chroot (the jail's ld.so.cache,
  * RPATH/RUNPATH with `$ORIGIN`, the default directories). The resolution is
  * the one that builds jails (src/deps.ts, run with the jail as its root, in
- * a worker: see src/check_workers.ts), so nothing outside the jail is ever
+ * a worker: see src/check/worker.ts), so nothing outside the jail is ever
  * consulted and nothing is run.
  *
  * @module
  */
 
-import type { FindingCode } from "./check_findings.ts";
-import type { UnresolvedNeed } from "./deps.ts";
+import type { FindingCode } from "./findings.ts";
+import type { UnresolvedNeed } from "../deps.ts";
 
 /** Receives one finding. */
 export type LibReport = (code: FindingCode, path: string, message: string) => void;

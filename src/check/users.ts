@@ -14,10 +14,10 @@
  * @module
  */
 
-import { cleanPath, jailOfHome } from "./check_config.ts";
-import type { FindingCode } from "./check_findings.ts";
-import { errorText } from "./errors.ts";
-import { type Parsed, parsePasswd, type PasswdEntry } from "./passwd.ts";
+import { cleanPath, jailOfHome } from "./config.ts";
+import type { FindingCode } from "./findings.ts";
+import { errorText } from "../errors.ts";
+import { type Parsed, parsePasswd, type PasswdEntry } from "../passwd.ts";
 
 /** Receives one finding. */
 export type Report = (code: FindingCode, path: string, message: string, jail: string) => void;

@@ -19,8 +19,8 @@
  * @module
  */
 
-import type { FindingCode } from "./check_findings.ts";
-import { errorText } from "./errors.ts";
+import type { FindingCode } from "./findings.ts";
+import { errorText } from "../errors.ts";
 
 /** Receives one host-wide finding. */
 export type HostReport = (code: FindingCode, path: string, message: string) => void;

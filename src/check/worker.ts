@@ -1,5 +1,5 @@
 /**
- * The worker side of jk_check's parallel jobs (see src/check_jobs.ts): byte
+ * The worker side of jk_check's parallel jobs (see src/check/jobs.ts): byte
  * comparison of jail files with host files, and library closures. Started as
  * a worker, it serves job messages; imported, it only exports
  * {@link JailWork}, which the main thread uses when a worker is not
@@ -8,9 +8,9 @@
  * @module
  */
 
-import { compareAll, type CompareResult, FileComparer } from "./check_compare.ts";
-import { claim } from "./check_jobs.ts";
-import { DepResolver, type UnresolvedNeed } from "./deps.ts";
+import { compareAll, type CompareResult, FileComparer } from "./compare.ts";
+import { claim } from "./jobs.ts";
+import { DepResolver, type UnresolvedNeed } from "../deps.ts";
 
 /** What a jail's jobs produced. */
 export interface JailResults {

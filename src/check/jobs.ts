@@ -28,8 +28,8 @@
  * @module
  */
 
-import type { FileComparer } from "./check_compare.ts";
-import type { JailResults, JailWork, JobBatch, JobReply, JobRequest } from "./check_worker.ts";
+import type { FileComparer } from "./compare.ts";
+import type { JailResults, JailWork, JobBatch, JobReply, JobRequest } from "./worker.ts";
 
 /** Comparisons (or closure paths) per batch: small enough to balance, large enough to be cheap. */
 const COMPARE_BATCH = 48;
@@ -60,7 +60,7 @@ class Lane {
   constructor(mark: number) {
     this.mark = mark;
     try {
-      this.#worker = new Worker(new URL("./check_worker.ts", import.meta.url), {
+      this.#worker = new Worker(new URL("./worker.ts", import.meta.url), {
         type: "module",
         name: `jk_check-${mark}`,
       });
@@ -185,10 +185,10 @@ class LocalWork {
 
   async run(batch: JobBatch): Promise<void> {
     if (batch.kind === "compare") {
-      const { compareAll, FileComparer } = await import("./check_compare.ts");
+      const { compareAll, FileComparer } = await import("./compare.ts");
       this.#compared.push(...compareAll(this.#comparer ??= new FileComparer(), batch.items));
     } else {
-      this.#work ??= new (await import("./check_worker.ts")).JailWork();
+      this.#work ??= new (await import("./worker.ts")).JailWork();
       this.#work.run(this.root, batch);
     }
   }
