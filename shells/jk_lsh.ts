@@ -11,12 +11,12 @@
  * 3. the ini: missing, unreadable, not root-owned, group/world-writable or
  *    malformed [1]; no `[user]`, `[group g]` or `[DEFAULT]` section [3];
  *    no `executables` [5];
- * 4. umask (default 022) and a clean environment (src/lshpolicy.ts);
- * 5. COMMAND split by src/lshtokens.ts: control characters, non-UTF-8, over
+ * 4. umask (default 022) and a clean environment (src/lsh/policy.ts);
+ * 5. COMMAND split by src/lsh/tokens.ts: control characters, non-UTF-8, over
  *    32 KiB, shell operators, substitutions, expansion when not enabled [6];
  * 6. the program resolved and compared with `executables`, then with the
  *    build's `--allow-run` fence, then its arguments checked against its
- *    grammar (src/lshgrammar.ts) [4];
+ *    grammar (src/lsh/grammar.ts) [4];
  * 7. the program runs with the rebuilt arguments; its exit status is jk_lsh's,
  *    and a program killed by a signal kills jk_lsh with the same signal.
  *    It cannot be started [255].
@@ -30,14 +30,14 @@
 
 import { errorText, JkError, runMain } from "../src/errors.ts";
 import { IniError, readIniFile, sectionForUser } from "../src/ini.ts";
-import { checkArguments, GrammarError } from "../src/lshgrammar.ts";
+import { checkArguments, GrammarError } from "../src/lsh/grammar.ts";
 import {
   childEnvironment,
   type LshPolicy,
   policyFromSection,
   resolveProgram,
-} from "../src/lshpolicy.ts";
-import { type Expansion, quoteWords, TokenError, tokenize } from "../src/lshtokens.ts";
+} from "../src/lsh/policy.ts";
+import { type Expansion, quoteWords, TokenError, tokenize } from "../src/lsh/tokens.ts";
 import { type GroupEntry, parseGroup, parsePasswd, type PasswdEntry } from "../src/passwd.ts";
 import { iniPath, INSTALLED } from "../src/site.ts";
 import {

@@ -9,20 +9,20 @@
 
 import assert from "node:assert/strict";
 import { parseIni } from "../src/ini.ts";
-import { checkArguments, GrammarError } from "../src/lshgrammar.ts";
+import { checkArguments, GrammarError } from "../src/lsh/grammar.ts";
 import {
   childEnvironment,
   EXIT_NO_EXECUTABLES,
   policyFromSection,
   resolveProgram,
-} from "../src/lshpolicy.ts";
+} from "../src/lsh/policy.ts";
 import {
   type Expansion,
   MAX_COMMAND_BYTES,
   quoteWords,
   TokenError,
   tokenize,
-} from "../src/lshtokens.ts";
+} from "../src/lsh/tokens.ts";
 import { JkError } from "../src/cli.ts";
 import { findTool, LSH_DEFAULT_FENCE, lshFence, lshLogSocket } from "../src/tools.ts";
 import {

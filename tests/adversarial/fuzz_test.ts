@@ -1,7 +1,7 @@
 /**
- * Seeded fuzzing of jk_lsh's command splitter (src/lshtokens.ts), its
- * per-program argument grammars (src/lshgrammar.ts) and its program lookup
- * (src/lshpolicy.ts). The INI parser and the ELF/ld.so.cache readers have
+ * Seeded fuzzing of jk_lsh's command splitter (src/lsh/tokens.ts), its
+ * per-program argument grammars (src/lsh/grammar.ts) and its program lookup
+ * (src/lsh/policy.ts). The INI parser and the ELF/ld.so.cache readers have
  * their own seeded fuzz tests (tests/ini_test.ts, tests/elf_test.ts).
  *
  * Properties, over tens of thousands of generated inputs:
@@ -29,8 +29,8 @@ import {
   DEFAULT_SFTP_SERVER_FLAGS,
   GrammarError,
   RSYNC_LONG_OPTIONS,
-} from "../../src/lshgrammar.ts";
-import { isCleanAbsolute, resolveProgram } from "../../src/lshpolicy.ts";
+} from "../../src/lsh/grammar.ts";
+import { isCleanAbsolute, resolveProgram } from "../../src/lsh/policy.ts";
 import {
   type Expansion,
   MAX_COMMAND_BYTES,
@@ -38,7 +38,7 @@ import {
   TokenError,
   type TokenErrorReason,
   tokenize,
-} from "../../src/lshtokens.ts";
+} from "../../src/lsh/tokens.ts";
 import { Rng, runCommand, testSeed } from "../harness.ts";
 
 const haveDash = await Deno.stat("/usr/bin/dash").then(() => true, () => false);
@@ -471,7 +471,7 @@ async function compareWithDash(cases: { command: string; words: string[] }[]): P
 
 /**
  * Commands where a shell and jk_lsh differ on purpose (module documentation
- * of src/lshtokens.ts): `#` starts no comment here, `~` is literal unless
+ * of src/lsh/tokens.ts): `#` starts no comment here, `~` is literal unless
  * expanding, and lone surrogates cannot arrive through argv.
  */
 function comparable(command: string, expanding: boolean): boolean {

@@ -9,7 +9,7 @@
  *   byte with the resolved program (no normalisation, as jailkit).
  * - `paths`: absolute directories searched, in order, for a bare program name.
  * - `allow_word_expansion` (default off): `~` and `$NAME` expansion by
- *   src/lshtokens.ts (never globbing, never command substitution).
+ *   src/lsh/tokens.ts (never globbing, never command substitution).
  * - `umask` (octal, default **022**; jailkit set 000 when absent, so uploads
  *   were world-writable).
  * - `environment`: `NAME=VALUE` items added to the child's environment.
@@ -24,9 +24,9 @@
  * @module
  */
 
-import { JkError } from "./errors.ts";
-import { IniError, type IniSection, unknownKeys } from "./ini.ts";
-import { DEFAULT_SFTP_SERVER_FLAGS, isSftpServerFlag } from "./lshgrammar.ts";
+import { JkError } from "../errors.ts";
+import { IniError, type IniSection, unknownKeys } from "../ini.ts";
+import { DEFAULT_SFTP_SERVER_FLAGS, isSftpServerFlag } from "./grammar.ts";
 
 /** Exit code of a section without `executables` (jailkit: 5). */
 export const EXIT_NO_EXECUTABLES = 5;
