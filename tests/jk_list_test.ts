@@ -36,7 +36,10 @@ Deno.test("jk_list finds a real chrooted process, and -j filters by jail", async
     assert.match(lines[0], /^Pid\s+User\s+Jail\s+Command$/);
     const rowA = lines.find((l) => l.startsWith(`${procs[0].pid} `));
     assert.ok(rowA, all.stdout);
-    assert.match(rowA, new RegExp(`^${procs[0].pid}\\s+root\\s+${jailA}\\s+${jailA}/usr/bin/sleep 60$`));
+    assert.match(
+      rowA,
+      new RegExp(`^${procs[0].pid}\\s+root\\s+${jailA}\\s+${jailA}/usr/bin/sleep 60$`),
+    );
 
     const filtered = await runTool("jk_list", ["--jail", jailB]);
     assert.equal(filtered.code, 0);
