@@ -34,6 +34,26 @@ Deno.test("build --print prints exactly one deno compile per row of the table", 
   }
 });
 
+Deno.test("build: without a denort runtime it stops with one message saying how to supply it", async () => {
+  const out = await scratchDir("build-out");
+  try {
+    const r = await runCommand(Deno.execPath(), [
+      "run",
+      "--no-config",
+      "-A",
+      `${ROOT}build.ts`,
+      "--out",
+      out,
+    ], { env: { PATH: "/usr/bin:/bin", DENORT_BIN: "/nonexistent/denort", NO_COLOR: "1" } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^build: deno compile could not get its denort runtime .*DENORT_BIN/m);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.deepEqual([...Deno.readDirSync(out)], [], "nothing half-built is left");
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
 Deno.test("every permission path in the table is absolute", async () => {
   const site: Site = { prefix: "/opt/x", sysconfdir: "/opt/x/etc/jailkit" };
   for (const tool of TOOLS) {
