@@ -39,7 +39,8 @@ import {
 } from "../src/lsh/policy.ts";
 import { type Expansion, quoteWords, TokenError, tokenize } from "../src/lsh/tokens.ts";
 import { type GroupEntry, parseGroup, parsePasswd, type PasswdEntry } from "../src/passwd.ts";
-import { iniPath, INSTALLED } from "../src/site.ts";
+import { iniPath, INSTALLED, lshLogSocket } from "../src/site.ts";
+// syslog_core, not syslog: the login path loads neither src/libc.ts nor src/tools.ts.
 import {
   DenoTransport,
   LOG_AUTH,
@@ -49,8 +50,7 @@ import {
   openLog,
   sanitize,
   type Syslog,
-} from "../src/syslog.ts";
-import { lshLogSocket } from "../src/tools.ts";
+} from "../src/syslog_core.ts";
 
 /** Exit codes, as jailkit's jk_lsh. */
 const EXIT_CONFIG = 1, EXIT_USER = 2, EXIT_GROUP = 3, EXIT_NOT_ALLOWED = 4;

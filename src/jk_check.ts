@@ -202,7 +202,8 @@ async function testJail(opts: CheckOptions, rules: JailRules, shared: RunShared,
   const walked = walkJail({
     rules,
     report,
-    compareContents: (path, host, size) => jobs.compare(path, host, size),
+    compareContents: (path, host, size, trusted, executable) =>
+      jobs.compare(path, host, size, trusted, executable),
     executable: (rel) => jobs.executable(rel),
     ancestorsSafe,
     hostSystemDevs: shared.systemDevs,

@@ -127,7 +127,52 @@ const SYMBOLS = {
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 // ---------------------------------------------------------------------------
-// Lazy opening
+// Lazy opening and binding
+//
+// `Deno.dlopen` of a function table compiles a call trampoline for every
+// symbol when the library is opened: about 0.25 ms each, 12 ms for `SYMBOLS`,
+// more than all the rest of jk_chrootsh's work on the login path. So the main
+// table is opened as addresses only (`type: "pointer"` statics: a dlsym each,
+// no code generated) and each function is bound on its first use through
+// `Deno.UnsafeFnPointer`, with the same signature. Such a call costs about
+// 2 µs more than a trampoline's; the tables of per-file and per-message calls
+// (`JAILFS_SYMBOLS`, `SOCKETD_SYMBOLS`) stay `Deno.dlopen` tables, opened on
+// their first use. Resolution is the same either way: dlsym on the handle of
+// the same libc path (every name must resolve, or the path is refused).
+
+/** `SYMBOLS` as addresses: each entry a `pointer` static of the same C name. */
+const ADDRESSES = Object.fromEntries(
+  Object.entries(SYMBOLS).map(([key, def]) => [
+    key,
+    { name: "name" in def ? def.name : key, type: "pointer" as const },
+  ]),
+) as Record<keyof typeof SYMBOLS, { name: string; type: "pointer" }>;
+
+/**
+ * An object with one function per entry of `defs`, each bound on first access
+ * to the address in `addresses` (same keys) with its definition.
+ */
+function bindOnFirstUse<S extends Record<string, Deno.ForeignFunction>>(
+  addresses: Record<keyof S, unknown>,
+  defs: S,
+): Deno.DynamicLibrary<S>["symbols"] {
+  const bound = {} as Record<string, unknown>;
+  for (const key of Object.keys(defs)) {
+    Object.defineProperty(bound, key, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const address = addresses[key] as Deno.PointerObject<S[string]> | null;
+        if (address === null) throw new JkError(`libc: no address for ${key}`);
+        const fn = new Deno.UnsafeFnPointer(address, defs[key]);
+        const call = fn.call.bind(fn);
+        Object.defineProperty(bound, key, { value: call, enumerable: true });
+        return call;
+      },
+    });
+  }
+  return bound as Deno.DynamicLibrary<S>["symbols"];
+}
 
 interface Opened {
   path: string;
@@ -151,15 +196,16 @@ function openLibc(): Opened {
   let lastError: unknown = null;
   for (const path of candidates) {
     try {
-      const lib = Deno.dlopen(path, SYMBOLS);
-      const location = lib.symbols.__errno_location();
+      const lib = Deno.dlopen(path, ADDRESSES);
+      const symbols = bindOnFirstUse(lib.symbols, SYMBOLS);
+      const location = symbols.__errno_location();
       if (location === null) throw new Error("__errno_location returned NULL");
       const errno = new Deno.UnsafePointerView(location);
       // A path-scoped --allow-ffi opens the library and makes successful calls,
       // but reading errno (or any pointer) fails. Fail here, at the first call,
       // rather than at the first error.
       errno.getInt32();
-      return { path, symbols: lib.symbols, errno };
+      return { path, symbols, errno };
     } catch (e) {
       // A missing --allow-ffi is the same for every candidate: report it as is.
       if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;

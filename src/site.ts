@@ -87,6 +87,22 @@ export function logSocketPath(site: Site): string {
 }
 
 /**
+ * Where jk_lsh sends its log datagrams: `PREFIX/usr/lib/jailkit/dev-log`, a
+ * symlink to the log socket (`/dev/log`, or in a jail the jail's `/dev/log`
+ * that jk_socketd serves). Deno refuses `/dev/log` itself to anything short of
+ * `--allow-all`, but checks a socket path without following the link. Without
+ * the link jk_lsh's log lines are dropped; refusals still go to stderr.
+ *
+ * @example
+ * ```ts
+ * lshLogSocket({ prefix: "", sysconfdir: "/etc/jailkit" }); // "/usr/lib/jailkit/dev-log"
+ * ```
+ */
+export function lshLogSocket(site: Site): string {
+  return `${libDir(site)}/dev-log`;
+}
+
+/**
  * Checks that a site's paths are absolute, normalised and free of characters
  * that cannot be baked safely into a C string or a permission flag.
  * Returns a problem description, or `null` when the site is usable.

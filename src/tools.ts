@@ -23,7 +23,10 @@
  */
 
 import { parseIni } from "./ini.ts";
-import { iniPath, libDir, type Site, toolPath } from "./site.ts";
+import { iniPath, libDir, lshLogSocket, type Site, toolPath } from "./site.ts";
+
+// Lives in site.ts (jk_lsh needs it without loading this table); kept importable from here.
+export { lshLogSocket };
 
 /** One tool of the suite. */
 export interface Tool {
@@ -42,6 +45,8 @@ export interface Tool {
   permissions: (site: Site) => string[];
   /** `--unstable-*` features the tool needs, e.g. `net` for datagram sockets. */
   unstable?: string[];
+  /** V8 flags baked in with `--v8-flags`, e.g. `--jitless`; measured, and said why in `why`. */
+  v8Flags?: string[];
   /** Why the tool needs what it has, for the reader of this table. */
   why: string;
 }
@@ -73,6 +78,7 @@ export const TOOLS: readonly Tool[] = [
     dir: "usr/sbin",
     privileged: false,
     unstable: ["net"],
+    v8Flags: ["--jitless"],
     permissions: (site) => {
       const fence = lshFence();
       const log = lshLogSocket(site);
@@ -94,13 +100,17 @@ export const TOOLS: readonly Tool[] = [
       "USER selects among accounts sharing a uid, as in jailkit. --allow-sys is unscoped " +
       "because Deno.umask accepts nothing narrower (it also covers uid/gid). Logs by " +
       "datagram to lshLogSocket(site), a symlink to the log socket, since Deno refuses " +
-      "/dev/log short of --allow-all. No FFI.",
+      "/dev/log short of --allow-all. No FFI. --jitless: jk_lsh waits beside the transfer " +
+      "for the whole session, so its resident size is the login's peak; V8 without its " +
+      "compilers keeps about 2.5 MiB less, no slower for this little code, and makes no " +
+      "executable memory at run time (no WebAssembly, which jk_lsh never uses).",
   },
   {
     name: "jk_chrootsh",
     entry: "shells/jk_chrootsh.ts",
     dir: "usr/sbin",
     privileged: true,
+    v8Flags: ["--jitless"],
     permissions: () => ["--allow-ffi", "--allow-read"],
     why: "the chroot login shell, setuid root (or --caps) behind the trampoline. FFI for " +
       "chroot, setgroups/setresgid/setresuid, capabilities, prctl, the caller's environment " +
@@ -259,7 +269,7 @@ export function findTool(name: string): Tool | undefined {
 
 /**
  * Flags shared by `deno run` and `deno compile` for one tool: prompt off, code
- * cache off, unstable features, then the permissions.
+ * cache off, unstable features, V8 flags, then the permissions.
  *
  * @example
  * ```ts
@@ -271,6 +281,7 @@ export function toolFlags(tool: Tool, site: Site): string[] {
   const flags = ["--no-prompt"];
   flags.push("--no-code-cache");
   for (const feature of tool.unstable ?? []) flags.push(`--unstable-${feature}`);
+  if (tool.v8Flags?.length) flags.push(`--v8-flags=${tool.v8Flags.join(",")}`);
   flags.push(...tool.permissions(site));
   return flags;
 }
@@ -362,22 +373,6 @@ export function lshFence(config: URL = new URL("../config/jk_lsh.ini", import.me
     }
   }
   return [...fence];
-}
-
-/**
- * Where jk_lsh sends its log datagrams: `PREFIX/usr/lib/jailkit/dev-log`, a
- * symlink to the log socket (`/dev/log`, or in a jail the jail's `/dev/log`
- * that jk_socketd serves). Deno refuses `/dev/log` itself to anything short of
- * `--allow-all`, but checks a socket path without following the link. Without
- * the link jk_lsh's log lines are dropped; refusals still go to stderr.
- *
- * @example
- * ```ts
- * lshLogSocket({ prefix: "", sysconfdir: "/etc/jailkit" }); // "/usr/lib/jailkit/dev-log"
- * ```
- */
-export function lshLogSocket(site: Site): string {
-  return `${libDir(site)}/dev-log`;
 }
 
 /**

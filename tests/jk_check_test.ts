@@ -7,9 +7,10 @@ import {
   scratchDir,
   toolPathUnderTest,
 } from "./harness.ts";
-import { FileComparer } from "../src/check/compare.ts";
-import { jailOfHome, PathPrefixes } from "../src/check/config.ts";
-import { deviceNumber } from "../src/check/tree.ts";
+import { FileComparer, KEEP_MAX } from "../src/check/compare.ts";
+import { openNonblocking } from "../src/check/nonblocking.ts";
+import { jailOfHome, jailRules, PathPrefixes } from "../src/check/config.ts";
+import { deviceNumber, walkJail } from "../src/check/tree.ts";
 import { finding, FINDING_CODES, formatText } from "../src/check/findings.ts";
 
 /** One line of `jk_check --json`. */
@@ -461,21 +462,101 @@ Deno.test("whole-file comparison finds one changed byte anywhere, also across ch
     const size = 3 * 256 * 1024 + 17;
     const data = new Uint8Array(size).map((_, i) => (i * 31) & 0xff);
     Deno.writeFileSync(`${dir}/a`, data);
-    const cmp = new FileComparer();
-    for (const at of [0, 1024, size >> 1, 256 * 1024 - 1, 256 * 1024, size - 1]) {
+    const cmp = new FileComparer(openNonblocking);
+    // Both openers, and with `keep` (the jail file read whole, for the ELF parse).
+    const ways = [{}, { trusted: true }, { trusted: true, keep: true }, { keep: true }];
+    for (const at of [0, 1, 1024, size >> 1, 256 * 1024 - 1, 256 * 1024, size - 2, size - 1]) {
       const changed = data.slice();
       changed[at] ^= 0x80;
       Deno.writeFileSync(`${dir}/b`, changed);
-      assert.deepEqual(cmp.compare(`${dir}/a`, `${dir}/b`, size), { kind: "differs", offset: at });
+      for (const how of ways) {
+        const r = cmp.compare(`${dir}/a`, `${dir}/b`, size, how);
+        assert.deepEqual(r, { kind: "differs", offset: at }, JSON.stringify(how));
+        assert.equal(cmp.kept(), null);
+      }
     }
     Deno.writeFileSync(`${dir}/b`, data);
-    assert.deepEqual(cmp.compare(`${dir}/a`, `${dir}/b`, size), { kind: "same" });
+    for (const how of ways) {
+      assert.deepEqual(cmp.compare(`${dir}/a`, `${dir}/b`, size, how), { kind: "same" });
+      assert.deepEqual(cmp.kept(), "keep" in how ? data : null);
+    }
     Deno.writeFileSync(`${dir}/b`, data.subarray(0, size - 1)); // shrank since the size check
-    assert.equal(cmp.compare(`${dir}/a`, `${dir}/b`, size).kind, "differs");
-    const gone = cmp.compare(`${dir}/a`, `${dir}/missing`, size);
-    assert.equal(gone.kind, "unreadable");
+    for (const how of ways) {
+      assert.deepEqual(cmp.compare(`${dir}/a`, `${dir}/b`, size, how), {
+        kind: "differs",
+        offset: size - 1,
+      });
+    }
+    for (const how of ways) {
+      const gone = cmp.compare(`${dir}/a`, `${dir}/missing`, size, how);
+      assert.deepEqual(gone, {
+        kind: "unreadable",
+        path: `${dir}/missing`,
+        reason: "no such file or directory",
+      });
+    }
+    // A file above KEEP_MAX is compared but not kept (the closure opens it again instead).
+    const big = new Uint8Array(KEEP_MAX + 1).fill(7);
+    Deno.writeFileSync(`${dir}/a`, big);
+    Deno.writeFileSync(`${dir}/b`, big);
+    const r = cmp.compare(`${dir}/a`, `${dir}/b`, big.length, { trusted: true, keep: true });
+    assert.deepEqual([r, cmp.kept()], [{ kind: "same" }, null]);
+    // Untrusted pairs need the non-blocking opener; without one, nothing is opened.
+    assert.throws(() => new FileComparer().compare(`${dir}/a`, `${dir}/b`, 1), /untrusted/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("only pairs in directories root alone can change are opened without O_NONBLOCK", async () => {
+  // The jail holds, under one host directory H (root's, 0755) and its twin W
+  // (0777: anyone can swap a file there for a FIFO), a file in a jail
+  // directory that is root's and one in a jail directory that is 0777.
+  const host = await scratchDir("check-trust-host");
+  const jail = await scratchDir("check-trust");
+  try {
+    const H = `${host}/root-only`, W = `${host}/writable`;
+    const bytes = new TextEncoder().encode("same on both sides\n");
+    for (const dir of [H, W]) {
+      Deno.mkdirSync(dir, { mode: 0o755 });
+      Deno.writeFileSync(`${dir}/f`, bytes);
+      Deno.mkdirSync(`${jail}${dir}`, { recursive: true });
+      Deno.writeFileSync(`${jail}${dir}/f`, bytes);
+      Deno.mkdirSync(`${jail}${dir}/open`);
+      Deno.chmodSync(`${jail}${dir}/open`, 0o777);
+      Deno.mkdirSync(`${dir}/open`, { mode: 0o755 });
+      Deno.writeFileSync(`${dir}/open/f`, bytes);
+      Deno.writeFileSync(`${jail}${dir}/open/f`, bytes);
+    }
+    Deno.chmodSync(W, 0o777);
+    for (let d = `${jail}${host}`; d !== jail; d = d.slice(0, d.lastIndexOf("/"))) {
+      Deno.chmodSync(d, 0o755);
+    }
+    Deno.chmodSync(`${jail}${H}`, 0o755);
+    Deno.chmodSync(`${jail}${W}`, 0o755);
+    // A host symlink to a root-only file is not trusted either: the link may lead anywhere.
+    Deno.symlinkSync(`${H}/f`, `${H}/link`);
+    Deno.writeFileSync(`${jail}${H}/link`, bytes);
+
+    const seen = new Map<string, boolean>();
+    walkJail({
+      rules: jailRules(null, jail, "command line", []),
+      report: () => {},
+      compareContents: (_path, hostPath, _size, trusted) => seen.set(hostPath, trusted),
+      executable: () => {},
+      ancestorsSafe: true,
+      hostSystemDevs: new Set(),
+    }, Deno.lstatSync(jail));
+    assert.deepEqual(Object.fromEntries(seen), {
+      [`${H}/f`]: true,
+      [`${H}/link`]: false,
+      [`${H}/open/f`]: false,
+      [`${W}/f`]: false,
+      [`${W}/open/f`]: false,
+    });
+  } finally {
+    await Deno.remove(jail, { recursive: true });
+    await Deno.remove(host, { recursive: true });
   }
 });
 
@@ -485,8 +566,11 @@ Deno.test("a file swapped for a FIFO after the size check cannot hang the compar
     await runCommand("mkfifo", [`${dir}/fifo`]);
     // In a child with a deadline: an open(2) that blocked on the FIFO would never return.
     const module = new URL("../src/check/compare.ts", import.meta.url).href;
+    const opener = new URL("../src/check/nonblocking.ts", import.meta.url).href;
     const code = `import { FileComparer } from "${module}";
-      console.log(JSON.stringify(new FileComparer().compare("${dir}/fifo", "/etc/passwd", 100)));`;
+      import { openNonblocking } from "${opener}";
+      const cmp = new FileComparer(openNonblocking);
+      console.log(JSON.stringify(cmp.compare("${dir}/fifo", "/etc/passwd", 100)));`;
     const r = await runCommand("timeout", ["20", Deno.execPath(), "eval", "--no-config", code]);
     assert.equal(r.code, 0, `comparison blocked or failed: ${r.stderr}`);
     assert.deepEqual(JSON.parse(r.stdout), { kind: "differs", offset: 0 });

@@ -8,24 +8,70 @@
  * No hashing: comparing the bytes directly is faster than any digest and
  * cannot collide.
  *
- * Files are opened read-only with `O_NONBLOCK`, so a path swapped for a FIFO
- * after the walk looked at it cannot hang the audit. (`O_NOFOLLOW` is asked
- * for too, but Deno resolves symlinks itself to check permissions unless it
- * runs with `--allow-all`, so a symlink swapped in is followed. That can only
- * make the answer wrong for a file that is being changed during the audit; it
- * never writes anything.)
+ * How a file is opened depends on who can change its directory. A path in a
+ * directory that someone other than root can change could be swapped for a
+ * FIFO after the walk looked at it, and a plain open(2) of a FIFO blocks
+ * forever; such pairs are opened with `O_NONBLOCK` (src/check/nonblocking.ts,
+ * which needs `node:fs`). When both directories, and every one above them,
+ * are root's alone, nothing can be swapped in and Deno's own file API is
+ * used: it saves loading `node:fs` (about 40 ms per thread without a code
+ * cache), which most jails never need. The walk decides which is which
+ * (src/check/tree.ts). (Deno resolves symlinks itself to check permissions
+ * unless it runs with `--allow-all`, so a symlink swapped into a changeable
+ * directory is followed. That can only make the answer wrong for a file that
+ * is being changed during the audit; nothing is ever written.)
+ *
+ * The bytes are compared 32 bits at a time in plain JavaScript, not with
+ * `node:buffer`'s memcmp, for the same reason.
  *
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import * as fs from "node:fs";
 import { errorText } from "../errors.ts";
 
 /** Bytes read per step; also the size below which a file takes one read. */
 export const CHUNK = 256 * 1024;
 
-const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW;
+/**
+ * Largest file kept whole for {@link FileComparer.kept}. Beyond it, keeping
+ * would cost more (a buffer that size, its page faults) than the second open
+ * it saves.
+ */
+export const KEEP_MAX = 8 * 1024 * 1024;
+
+/** Flag of a comparison job: both directories are root's alone, so a blocking open is safe. */
+export const TRUSTED = 1;
+/**
+ * Flag of a comparison job: the file is an executable or library for the
+ * closure test (its in-jail path is the host path), resolved right after the
+ * comparison from the bytes it read (src/check/worker.ts).
+ */
+export const EXECUTABLE = 2;
+
+/** An open file, read from the start. */
+export interface ReadableFile {
+  /** Reads into `into`; returns the count, 0 at the end of the file. */
+  read(into: Uint8Array): number;
+  close(): void;
+}
+
+/** Opens a path for reading; throws on failure. */
+export type ReadOpener = (path: string) => ReadableFile;
+
+/**
+ * Opens with Deno's file API: a plain, blocking open(2). Only for paths in
+ * directories that root alone can change (see the module comment).
+ *
+ * @example
+ * ```ts
+ * const f = openBlocking("/etc/hostname");
+ * try { f.read(new Uint8Array(64)); } finally { f.close(); }
+ * ```
+ */
+export function openBlocking(path: string): ReadableFile {
+  const file = Deno.openSync(path, { read: true });
+  return { read: (into) => file.readSync(into) ?? 0, close: () => file.close() };
+}
 
 /** Outcome of one comparison. */
 export type CompareOutcome =
@@ -40,26 +86,19 @@ export interface CompareResult {
   outcome: Exclude<CompareOutcome, { kind: "same" }>;
 }
 
-/**
- * Compares each `jailPath, hostPath, size` triple of a flat list and returns
- * the pairs that are not equal.
- *
- * @example
- * ```ts
- * compareAll(new FileComparer(), ["/srv/jail/usr/bin/ls", "/usr/bin/ls", 151344]); // []
- * ```
- */
-export function compareAll(
-  comparer: FileComparer,
-  items: readonly (string | number)[],
-): CompareResult[] {
-  const out: CompareResult[] = [];
-  for (let i = 0; i + 2 < items.length; i += 3) {
-    const jailPath = items[i] as string, hostPath = items[i + 1] as string;
-    const outcome = comparer.compare(jailPath, hostPath, items[i + 2] as number);
-    if (outcome.kind !== "same") out.push({ jailPath, hostPath, outcome });
-  }
-  return out;
+/** How one comparison is done. */
+export interface CompareOptions {
+  /**
+   * Both paths are in directories only root can change, so a blocking open
+   * cannot be made to hang (default false: open with `O_NONBLOCK`).
+   */
+  trusted?: boolean;
+  /**
+   * Keep the jail file's bytes when the files are equal, for
+   * {@link FileComparer.kept} (used to parse an executable's ELF header
+   * without opening it again). Ignored above {@link KEEP_MAX} bytes.
+   */
+  keep?: boolean;
 }
 
 /** A failure to open or read one of the two files. */
@@ -67,43 +106,78 @@ class ReadFailure {
   constructor(readonly path: string, readonly reason: string) {}
 }
 
-/** Reads up to `buf.length` bytes, looping over short reads; returns the count. */
-function fill(fd: number, buf: Uint8Array): number {
-  let n = 0;
-  while (n < buf.length) {
-    const got = fs.readSync(fd, buf, n, buf.length - n, null);
-    if (got === 0) break;
-    n += got;
-  }
-  return n;
-}
-
 /**
  * Compares two files byte by byte. Reuse one comparer for many files: it owns
- * the two chunk buffers.
+ * the chunk buffers.
  *
  * @example
  * ```ts
- * const cmp = new FileComparer();
+ * import { openNonblocking } from "./nonblocking.ts";
+ * const cmp = new FileComparer(openNonblocking);
  * cmp.compare("/srv/jail/usr/bin/ls", "/usr/bin/ls", 151344); // { kind: "same" }
+ * cmp.compare("/srv/jail/usr/bin/ls", "/usr/bin/ls", 151344, { trusted: true, keep: true });
+ * cmp.kept()?.length; // 151344
  * ```
  */
 export class FileComparer {
-  readonly #a = Buffer.alloc(CHUNK);
-  readonly #b = Buffer.alloc(CHUNK);
+  readonly #a = new Uint8Array(CHUNK);
+  readonly #b = new Uint8Array(CHUNK);
+  /** The whole jail file of a `keep` comparison; grows to the largest one. */
+  #whole = new Uint8Array(0);
+  #kept: Uint8Array | null = null;
+  #untrusted: ReadOpener | null;
+
+  /** @param untrusted how to open paths that are not `trusted` (src/check/nonblocking.ts) */
+  constructor(untrusted: ReadOpener | null = null) {
+    this.#untrusted = untrusted;
+  }
+
+  /** Whether paths that are not `trusted` can be compared yet. */
+  get canCompareUntrusted(): boolean {
+    return this.#untrusted !== null;
+  }
+
+  /** Sets the opener for paths that are not `trusted` (loaded when first needed). */
+  set untrustedOpener(open: ReadOpener) {
+    this.#untrusted = open;
+  }
+
+  /**
+   * The jail file's bytes from the last comparison, if it had `keep` (and at
+   * most {@link KEEP_MAX} bytes) and found the files equal; valid until the
+   * next comparison.
+   */
+  kept(): Uint8Array | null {
+    return this.#kept;
+  }
 
   /**
    * Compares the first `size` bytes of `jailPath` and `hostPath`, the size
    * both had when the caller `lstat`ed them (same size, regular files). A
    * file that is shorter now differs; one that grew since is compared up to
    * `size`, which is what the size check saw.
+   *
+   * @throws Error if the pair is not `trusted` and no untrusted opener was given
    */
-  compare(jailPath: string, hostPath: string, size: number): CompareOutcome {
-    let fa: number | undefined;
-    let fb: number | undefined;
+  compare(
+    jailPath: string,
+    hostPath: string,
+    size: number,
+    opts: CompareOptions = {},
+  ): CompareOutcome {
+    const open = opts.trusted ? openBlocking : this.#untrusted;
+    if (open === null) throw new Error("FileComparer: no opener for an untrusted comparison");
+    this.#kept = null;
+    let whole: Uint8Array | null = null;
+    if (opts.keep && size <= KEEP_MAX) {
+      if (this.#whole.length < size) this.#whole = new Uint8Array(Math.max(size, CHUNK));
+      whole = this.#whole;
+    }
+    let fa: ReadableFile | undefined;
+    let fb: ReadableFile | undefined;
     const opened = (path: string) => {
       try {
-        return fs.openSync(path, OPEN_FLAGS);
+        return open(path);
       } catch (e) {
         throw new ReadFailure(path, cleanError(e));
       }
@@ -113,45 +187,59 @@ export class FileComparer {
       fb = opened(hostPath);
       for (let offset = 0; offset < size;) {
         const want = Math.min(CHUNK, size - offset);
-        const na = this.#read(fa, this.#a.subarray(0, want), jailPath);
-        const nb = this.#read(fb, this.#b.subarray(0, want), hostPath);
-        if (
-          Buffer.compare(
-            this.#a.subarray(0, Math.min(na, nb)),
-            this.#b.subarray(0, Math.min(na, nb)),
-          ) !== 0
-        ) {
-          return {
-            kind: "differs",
-            offset: offset + firstDifference(this.#a, this.#b, Math.min(na, nb)),
-          };
-        }
-        if (na !== nb || na < want) return { kind: "differs", offset: offset + Math.min(na, nb) };
+        const a = whole ? whole.subarray(offset, offset + want) : this.#a.subarray(0, want);
+        const na = fill(fa, a, jailPath);
+        const nb = fill(fb, this.#b.subarray(0, want), hostPath);
+        const n = Math.min(na, nb);
+        const at = firstDifference(a, this.#b, n);
+        if (at < n) return { kind: "differs", offset: offset + at };
+        if (na !== nb || na < want) return { kind: "differs", offset: offset + n };
         offset += na;
       }
+      if (whole) this.#kept = whole.subarray(0, size);
       return { kind: "same" };
     } catch (e) {
       if (e instanceof ReadFailure) return { kind: "unreadable", path: e.path, reason: e.reason };
       throw e;
     } finally {
-      if (fa !== undefined) fs.closeSync(fa);
-      if (fb !== undefined) fs.closeSync(fb);
-    }
-  }
-
-  #read(fd: number, buf: Uint8Array, path: string): number {
-    try {
-      return fill(fd, buf);
-    } catch (e) {
-      throw new ReadFailure(path, cleanError(e));
+      fa?.close();
+      fb?.close();
     }
   }
 }
 
-/** Index of the first differing byte of two buffers known to differ within `n`. */
-function firstDifference(a: Uint8Array, b: Uint8Array, n: number): number {
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+/** Reads up to `buf.length` bytes, looping over short reads; returns the count. */
+function fill(file: ReadableFile, buf: Uint8Array, path: string): number {
+  let n = 0;
+  try {
+    while (n < buf.length) {
+      const got = file.read(buf.subarray(n));
+      if (got === 0) break;
+      n += got;
+    }
+  } catch (e) {
+    throw new ReadFailure(path, cleanError(e));
+  }
   return n;
+}
+
+/**
+ * Index of the first byte where `a` and `b` differ within their first `n`
+ * bytes, or `n`. Whole 32-bit words first (both views start 4-aligned:
+ * buffers are allocated so and cut at multiples of {@link CHUNK}).
+ */
+function firstDifference(a: Uint8Array, b: Uint8Array, n: number): number {
+  let i = 0;
+  if ((a.byteOffset & 3) === 0 && (b.byteOffset & 3) === 0) {
+    const words = n >>> 2;
+    const x = new Int32Array(a.buffer, a.byteOffset, words);
+    const y = new Int32Array(b.buffer, b.byteOffset, words);
+    let w = 0;
+    while (w < words && x[w] === y[w]) w++;
+    i = w << 2;
+  }
+  while (i < n && a[i] === b[i]) i++;
+  return i;
 }
 
 /** "EISDIR: illegal operation on a directory, read" → "illegal operation on a directory". */

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { normalize } from "node:path";
+import { normalize } from "../paths.ts";
 import { errorText } from "../errors.ts";
 import { type Finding, finding, FINDING_CODES, type FindingCode } from "./findings.ts";
 import { IniError, type IniFile, type IniSection, readIniFile, unknownKeys } from "../ini.ts";

@@ -15,8 +15,13 @@
  * it (compare-and-swap) does the batch. Workers take batches from the front as
  * they arrive; the main thread, once its walk is done, takes comparisons from
  * the back. So no thread idles while another has a queue, whatever the load.
- * Closure batches stay with the workers, so the ELF resolver is loaded, and
- * its caches filled, in as few threads as possible.
+ *
+ * An executable that is compared has its library closure resolved by the
+ * thread that compared it, right after, from the bytes the comparison read:
+ * one open per file instead of two (with `--allow-read`, each open costs a
+ * `readlink` per path component). Executables that are not compared (no
+ * host counterpart, another size, ignored) go in closure batches, which stay
+ * with the workers.
  *
  * Workers are started as soon as there is a jail to check, so that loading
  * their modules overlaps the start of the walk. A worker that cannot start
@@ -28,7 +33,7 @@
  * @module
  */
 
-import type { FileComparer } from "./compare.ts";
+import { EXECUTABLE, TRUSTED } from "./compare.ts";
 import type { JailResults, JailWork, JobBatch, JobReply, JobRequest } from "./worker.ts";
 
 /** Comparisons (or closure paths) per batch: small enough to balance, large enough to be cheap. */
@@ -114,6 +119,7 @@ export class JailJobs {
   readonly #root: string;
   readonly #batches: JobBatch[] = [];
   #compare: (string | number)[] = [];
+  #compareUntrusted = false;
   #libs: string[] = [];
 
   constructor(pool: CheckJobs, id: number, root: string) {
@@ -122,10 +128,26 @@ export class JailJobs {
     this.#root = root;
   }
 
-  /** Queues the comparison of two regular files of the same `size`. */
-  compare(jailPath: string, hostPath: string, size: number): void {
-    this.#compare.push(jailPath, hostPath, size);
-    if (this.#compare.length >= COMPARE_BATCH * 3) this.#offer("compare");
+  /**
+   * Queues the comparison of two regular files of the same `size`. `trusted`:
+   * both are in directories only root can change (a blocking open is safe);
+   * `executable`: also resolve the library closure of `hostPath` in the jail.
+   */
+  compare(
+    jailPath: string,
+    hostPath: string,
+    size: number,
+    trusted: boolean,
+    executable: boolean,
+  ): void {
+    this.#compare.push(
+      jailPath,
+      hostPath,
+      size,
+      (trusted ? TRUSTED : 0) | (executable ? EXECUTABLE : 0),
+    );
+    if (!trusted) this.#compareUntrusted = true;
+    if (this.#compare.length >= COMPARE_BATCH * 4) this.#offer("compare");
   }
 
   /** Queues an in-jail path for the library closure. */
@@ -137,9 +159,13 @@ export class JailJobs {
   #offer(kind: JobBatch["kind"]): void {
     const items = kind === "compare" ? this.#compare : this.#libs;
     if (items.length === 0) return;
-    if (kind === "compare") this.#compare = [];
-    else this.#libs = [];
-    const batch: JobBatch = { kind, claim: new Int32Array(new SharedArrayBuffer(4)), items };
+    const untrusted = kind === "compare" && this.#compareUntrusted;
+    if (kind === "compare") {
+      this.#compare = [];
+      this.#compareUntrusted = false;
+    } else this.#libs = [];
+    const claimFlag = new Int32Array(new SharedArrayBuffer(4));
+    const batch: JobBatch = { kind, claim: claimFlag, items, untrusted };
     this.#batches.push(batch);
     for (const lane of this.#pool.started()) {
       lane.send({ type: "batch", jail: this.#id, root: this.#root, batch });
@@ -148,9 +174,9 @@ export class JailJobs {
 
   /**
    * Does the comparisons no worker has taken yet (from the back), then
-   * collects the workers' results. Closure batches stay with the workers, so
-   * only one thread loads the ELF resolver and fills its caches; with no
-   * worker, or for the batches of a failed one, the main thread does them.
+   * collects the workers' results. Closure batches stay with the workers;
+   * with no worker, or for the batches of a failed one, the main thread does
+   * them.
    */
   async results(): Promise<JailResults> {
     this.#offer("compare");
@@ -175,27 +201,19 @@ export class JailJobs {
   }
 }
 
-/** The main thread's share, loading only the modules its batches need. */
+/** The main thread's share; the job modules are loaded only if it does some. */
 class LocalWork {
-  #comparer: FileComparer | null = null;
   #work: JailWork | null = null;
-  readonly #compared: JailResults["compared"] = [];
 
   constructor(readonly root: string) {}
 
   async run(batch: JobBatch): Promise<void> {
-    if (batch.kind === "compare") {
-      const { compareAll, FileComparer } = await import("./compare.ts");
-      this.#compared.push(...compareAll(this.#comparer ??= new FileComparer(), batch.items));
-    } else {
-      this.#work ??= new (await import("./worker.ts")).JailWork();
-      this.#work.run(this.root, batch);
-    }
+    this.#work ??= new (await import("./worker.ts")).JailWork();
+    await this.#work.run(this.root, batch);
   }
 
   results(): JailResults[] {
-    const mine: JailResults = { compared: this.#compared, unresolved: [], warnings: [] };
-    return this.#work ? [mine, this.#work.results()] : [mine];
+    return this.#work ? [this.#work.results()] : [];
   }
 }
 

@@ -54,11 +54,24 @@ export interface WalkContext {
   rules: JailRules;
   /** Receives each problem; the caller applies `ignorefindings` and prints. */
   report(code: FindingCode, path: string, message: string): void;
-  /** Queues the byte comparison of a jail file with the host file of the same size. */
-  compareContents(path: string, hostPath: string, size: number): void;
+  /**
+   * Queues the byte comparison of a jail file with the host file of the same
+   * size. `trusted`: both files are in directories only root can change, up
+   * to `/`, so neither can be swapped for a FIFO (a blocking open is safe).
+   * `executable`: the file is also for the closure test (as for
+   * `executable`), its in-jail path being `hostPath`.
+   */
+  compareContents(
+    path: string,
+    hostPath: string,
+    size: number,
+    trusted: boolean,
+    executable: boolean,
+  ): void;
   /**
    * Receives the in-jail path of each executable or shared library in a
-   * directory only root can change, for the closure test.
+   * directory only root can change, for the closure test, unless it went to
+   * `compareContents` as `executable`.
    */
   executable(rel: string): void;
   /**
@@ -119,6 +132,8 @@ class Walker {
   readonly #ctx: WalkContext;
   readonly #jail: string;
   readonly #links = new Map<string, LinkCount>();
+  /** Host directories by path: whether it and every one above are root's alone. */
+  readonly #hostDirs = new Map<string, boolean>([["/", hostDirRootOnly("/")]]);
   readonly result: WalkResult = {
     entries: 0,
     compared: 0,
@@ -151,20 +166,26 @@ class Walker {
     if (place.system) this.#owner(path, rel, info);
     if (info.dev !== parentDev && this.#pseudoFilesystem(path, info)) return;
 
-    let names: string[];
+    let entries: Deno.DirEntry[];
     try {
-      names = [];
-      for (const e of Deno.readDirSync(path)) names.push(e.name);
+      entries = [...Deno.readDirSync(path)];
     } catch (e) {
       report("walk-error", path, `failed to test any files in ${path}: ${errorText(e)}`);
       return;
     }
-    names.sort();
+    entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
     const prefix = path === "/" ? "" : path;
-    for (const name of names) {
+    for (const { name, isSymlink } of entries) {
       const child = `${prefix}/${name}`;
       if (rules.ignoreEverywhere.covers(child)) continue;
       this.result.entries++;
+      // A symlink's own metadata tells nothing (its mode is always 0777), so
+      // the directory entry's type is enough. (A name that is not UTF-8
+      // cannot be named: lstat below reports it.)
+      if (isSymlink && !name.includes("\uFFFD")) {
+        this.#symlink(child, `${rel}/${name}`);
+        continue;
+      }
       let st: Deno.FileInfo;
       try {
         st = Deno.lstatSync(child);
@@ -244,16 +265,19 @@ class Walker {
       this.#owner(path, rel, st);
     }
     if ((st.nlink ?? 1) > 1) this.#countLink(path, st);
+    let executable = false;
     if (mode & 0o111 || /\.so(\.|$)/.test(name)) {
       // The resolver opens what it inspects; where a user can swap a file for
       // a FIFO between its lstat and its open, that open would block forever.
       // Programs there are the user's own, so they are left out.
       if (place.rootOnly) {
         this.result.executables++;
-        this.#ctx.executable(rel);
+        executable = true;
       } else this.result.untrustedExecutables++;
     }
-    if (!rules.ignoreOnCompare.covers(path)) this.#compareFile(path, rel, st);
+    const compared = !rules.ignoreOnCompare.covers(path) &&
+      this.#compareFile(path, rel, st, place.rootOnly, executable);
+    if (executable && !compared) this.#ctx.executable(rel);
   }
 
   /**
@@ -306,31 +330,58 @@ class Walker {
     }
   }
 
-  /** Same size first, then every byte; the host path is followed like a program would. */
-  #compareFile(path: string, rel: string, st: Deno.FileInfo): void {
+  /**
+   * Same size first, then every byte; the host path is followed like a
+   * program would. True when the contents were queued for comparison.
+   */
+  #compareFile(
+    path: string,
+    rel: string,
+    st: Deno.FileInfo,
+    jailRootOnly: boolean,
+    executable: boolean,
+  ): boolean {
     const { report } = this.#ctx;
     let host: Deno.FileInfo;
+    let hostLink = false;
     try {
-      host = Deno.statSync(rel);
+      host = Deno.lstatSync(rel);
+      if (host.isSymlink) {
+        hostLink = true;
+        host = Deno.statSync(rel);
+      }
     } catch (e) {
       if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
         report("host-file-missing", path, `${path} has no counterpart ${rel} on the host`);
       } else {
         report("compare-unreadable", path, `cannot read ${path} or ${rel}: ${errorText(e)}`);
       }
-      return;
+      return false;
     }
     if (!host.isFile) {
       report("file-type-differs", path, `${path} is a regular file, ${rel} is not`);
-      return;
+      return false;
     }
     if (host.size !== st.size) {
       report("file-size-differs", path, `${path} and ${rel} have a different size!`);
-      return;
+      return false;
     }
-    if (st.size === 0) return;
+    if (st.size === 0) return false;
     this.result.compared++;
-    this.#ctx.compareContents(path, rel, st.size);
+    // A host file reached through a symlink is not trusted: the link may lead anywhere.
+    const trusted = jailRootOnly && !hostLink && this.#hostDirRootOnly(parentDir(rel));
+    this.#ctx.compareContents(path, rel, st.size, trusted, executable);
+    return true;
+  }
+
+  /** Whether a host directory, and every one above it, is a real directory only root can change. */
+  #hostDirRootOnly(dir: string): boolean {
+    let known = this.#hostDirs.get(dir);
+    if (known === undefined) {
+      known = this.#hostDirRootOnly(parentDir(dir)) && hostDirRootOnly(dir);
+      this.#hostDirs.set(dir, known);
+    }
+    return known;
   }
 
   /**
@@ -342,8 +393,7 @@ class Walker {
     if (this.#ctx.rules.ignoreOnCompare.covers(path)) return;
     let hostTarget: string;
     try {
-      if (!Deno.lstatSync(rel).isSymlink) return;
-      hostTarget = Deno.readLinkSync(rel);
+      hostTarget = Deno.readLinkSync(rel); // fails (EINVAL) if it is not a symlink
     } catch {
       return;
     }
@@ -382,6 +432,22 @@ class Walker {
   }
 }
 
+/** The directory part of an absolute path (`/` for top-level names). */
+function parentDir(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+/** One host directory on its own: a real directory (not a symlink), root's, not group/world-writable. */
+function hostDirRootOnly(dir: string): boolean {
+  try {
+    const st = Deno.lstatSync(dir);
+    return st.isDirectory && st.uid === 0 && ((st.mode ?? 0) & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Walks one jail (which must exist and be a directory: `root` is its
  * `lstat`) and reports through `ctx.report`.
@@ -392,7 +458,8 @@ class Walker {
  * walkJail({
  *   rules,
  *   report: (code, path, msg) => console.log(code, msg),
- *   compareContents: (path, host, size) => jobs.compare(path, host, size),
+ *   compareContents: (path, host, size, trusted, executable) =>
+ *     jobs.compare(path, host, size, trusted, executable),
  *   executable: (rel) => jobs.executable(rel),
  *   ancestorsSafe: true,
  *   hostSystemDevs: new Set(),
