@@ -44,8 +44,10 @@ import { errorText, JkError } from "./cli.ts";
 import { type Closure, DepResolver, type ResolvedFile } from "./deps.ts";
 import { isElf } from "./elf.ts";
 import {
+  closeHostDirs,
   copyFd,
   type Dir,
+  type HostDirs,
   hostFstat,
   hostLstat,
   hostReadlink,
@@ -141,6 +143,12 @@ export class CopyEngine {
    * 0700 directory), under a name every jailed user can read.
    */
   readonly #listing = new Map<string, number>();
+  /**
+   * Host directories reached through root's symlinks (merged /usr) during one
+   * `copySync`, kept open so that each further file in them is opened
+   * relative to the directory already verified (see `openHostFile`).
+   */
+  readonly #hostDirs: HostDirs = new Map();
 
   /**
    * @param jail the open jail to copy into (its `dryRun` decides whether anything changes)
@@ -178,7 +186,11 @@ export class CopyEngine {
    * ```
    */
   copySync(paths: readonly string[], options: CopyOptions = {}): void {
-    for (const path of paths) this.#copyOne(path, options);
+    try {
+      for (const path of paths) this.#copyOne(path, options);
+    } finally {
+      closeHostDirs(this.#hostDirs);
+    }
   }
 
   /**
@@ -257,7 +269,7 @@ export class CopyEngine {
   #openHost(path: string, flags: number): number {
     const [at, entry] = this.#hostEntry(path);
     return at === c.AT_FDCWD
-      ? openHostFile(path, flags)
+      ? openHostFile(path, flags, this.#hostDirs)
       : c.openat(at, entry, flags | c.O_NOFOLLOW);
   }
 

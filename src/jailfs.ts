@@ -262,13 +262,23 @@ export function hostReadlink(path: string, dirFd: number = c.AT_FDCWD): string |
  * (`O_NOFOLLOW` is added). Throws `LibcError` as `openat` does, and
  * `JkError` naming the symlink it refuses.
  *
+ * With `dirs`, a directory reached by the walk stays open there (keyed by
+ * its path as given) and later files in it are opened relative to it, with
+ * `O_NOFOLLOW`: the same directory the walk verified, without walking again
+ * (a dozen calls per file on merged-/usr paths such as /lib/...). The caller
+ * closes the descriptors (`closeHostDirs`) when its run ends, so that a
+ * directory root moves later is not used by its old descriptor.
+ *
  * @example
  * ```ts
  * const fd = openHostFile("/lib/x86_64-linux-gnu/libc.so.6", c.O_RDONLY); // /lib -> usr/lib is root's
  * ```
  */
-export function openHostFile(path: string, flags: number): number {
+export function openHostFile(path: string, flags: number, dirs?: HostDirs): number {
   const final = flags | c.O_NOFOLLOW;
+  const split = dirs ? plainSplit(path) : null;
+  const held = split ? dirs!.get(split[0]) : undefined;
+  if (split && held !== undefined) return c.openat(held, split[1], final);
   try {
     // Fast path: no symlink anywhere on the way.
     return c.openat2(c.AT_FDCWD, path, {
@@ -314,10 +324,51 @@ export function openHostFile(path: string, flags: number): number {
         ? where.slice(0, Math.max(0, where.lastIndexOf("/")))
         : `${where}/${name}`;
     }
-    return c.openat(fd, last, final);
+    const opened = c.openat(fd, last, final);
+    if (split) {
+      dirs!.set(split[0], fd);
+      fd = -1;
+    }
+    return opened;
   } finally {
-    c.close(fd);
+    if (fd >= 0) c.close(fd);
   }
+}
+
+/**
+ * `[directory, name]` of an absolute path made of plain components only (no
+ * "", "." or ".."), with a directory other than "/"; else null. Only such a
+ * path names the same entry as "its directory's descriptor + name".
+ */
+function plainSplit(path: string): [string, string] | null {
+  const parts = path.split("/");
+  if (parts.length < 3 || parts[0] !== "") return null;
+  for (let i = 1; i < parts.length; i++) {
+    if (parts[i] === "" || parts[i] === "." || parts[i] === "..") return null;
+  }
+  const slash = path.lastIndexOf("/");
+  return [path.slice(0, slash), path.slice(slash + 1)];
+}
+
+/**
+ * Host directories `openHostFile` walked to, open as `O_PATH`, by the
+ * directory part of the path it was given.
+ */
+export type HostDirs = Map<string, number>;
+
+/**
+ * Closes the descriptors of `dirs` and empties it.
+ *
+ * @example
+ * ```ts
+ * const dirs: HostDirs = new Map();
+ * try { c.close(openHostFile("/lib/x86_64-linux-gnu/libc.so.6", c.O_RDONLY, dirs)); }
+ * finally { closeHostDirs(dirs); }
+ * ```
+ */
+export function closeHostDirs(dirs: HostDirs): void {
+  for (const fd of dirs.values()) c.close(fd);
+  dirs.clear();
 }
 
 /**

@@ -135,18 +135,26 @@ type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 // table is opened as addresses only (`type: "pointer"` statics: a dlsym each,
 // no code generated) and each function is bound on its first use through
 // `Deno.UnsafeFnPointer`, with the same signature. Such a call costs about
-// 2 µs more than a trampoline's; the tables of per-file and per-message calls
-// (`JAILFS_SYMBOLS`, `SOCKETD_SYMBOLS`) stay `Deno.dlopen` tables, opened on
-// their first use. Resolution is the same either way: dlsym on the handle of
+// 2 µs more than a trampoline's. The *at() table (`JAILFS_SYMBOLS`) is bound
+// the same way (jk_cp makes a few hundred such calls: less than its dlopen);
+// the per-message table (`SOCKETD_SYMBOLS`) stays a `Deno.dlopen` table,
+// opened on its first use. Resolution is the same either way: dlsym on the handle of
 // the same libc path (every name must resolve, or the path is refused).
 
-/** `SYMBOLS` as addresses: each entry a `pointer` static of the same C name. */
-const ADDRESSES = Object.fromEntries(
-  Object.entries(SYMBOLS).map(([key, def]) => [
-    key,
-    { name: "name" in def ? def.name : key, type: "pointer" as const },
-  ]),
-) as Record<keyof typeof SYMBOLS, { name: string; type: "pointer" }>;
+/** A function table as addresses: each entry a `pointer` static of the same C name. */
+function addressesOf<S extends Record<string, Deno.ForeignFunction>>(
+  defs: S,
+): Record<keyof S, { name: string; type: "pointer" }> {
+  return Object.fromEntries(
+    Object.entries(defs).map(([key, def]) => [
+      key,
+      { name: def.name === undefined ? key : String(def.name), type: "pointer" as const },
+    ]),
+  ) as Record<keyof S, { name: string; type: "pointer" }>;
+}
+
+/** `SYMBOLS` as addresses. */
+const ADDRESSES = addressesOf(SYMBOLS);
 
 /**
  * An object with one function per entry of `defs`, each bound on first access
@@ -1599,8 +1607,16 @@ const JAILFS_SYMBOLS = {
 
 let jailfsSymbols: Deno.DynamicLibrary<typeof JAILFS_SYMBOLS>["symbols"] | null = null;
 
+/**
+ * The table, bound on first use like the main one: a `Deno.dlopen` of its
+ * functions cost jk_cp 4 ms of trampolines, more than the ~2 µs per call
+ * saved over its few hundred calls.
+ */
 function atLibc(): Deno.DynamicLibrary<typeof JAILFS_SYMBOLS>["symbols"] {
-  return jailfsSymbols ??= Deno.dlopen(libcPath(), JAILFS_SYMBOLS).symbols;
+  return jailfsSymbols ??= bindOnFirstUse(
+    Deno.dlopen(libcPath(), addressesOf(JAILFS_SYMBOLS)).symbols,
+    JAILFS_SYMBOLS,
+  );
 }
 
 /** errno values the jail file-system code tests for. */
