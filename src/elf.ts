@@ -25,6 +25,7 @@
  * @module
  */
 
+import { decodeUtf8Strict } from "./text.ts";
 import { errorText, JkError } from "./cli.ts";
 
 /** A malformed, truncated or hostile ELF file (or one that cannot be read). */
@@ -244,8 +245,6 @@ class FileSource implements ByteSource {
   }
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
 /** Field reader over one bounded chunk, in the file's byte order. */
 class Fields {
   readonly #view: DataView;
@@ -353,7 +352,7 @@ function cString(
     const nul = chunk.indexOf(0);
     if (nul >= 0) {
       try {
-        return utf8.decode(chunk.subarray(0, nul));
+        return decodeUtf8Strict(chunk.subarray(0, nul));
       } catch {
         throw new ElfError(file, `${what} is not valid UTF-8`);
       }

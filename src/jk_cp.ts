@@ -27,7 +27,7 @@ import { geteuid } from "./libc.ts";
  *
  * @example
  * ```ts
- * if (jkCp(args, context) === EXIT.copyFailed) console.error("some files were not copied");
+ * if (await jkCp(args, context) === EXIT.copyFailed) console.error("some files were not copied");
  * ```
  */
 export const EXIT = {
@@ -86,10 +86,10 @@ export interface CpContext {
  *
  * @example
  * ```ts
- * jkCp(["-j", "/srv/jail", "rsync"], { path: "/usr/bin:/bin", cwd: "/root" }); // 0
+ * await jkCp(["-j", "/srv/jail", "rsync"], { path: "/usr/bin:/bin", cwd: "/root" }); // 0
  * ```
  */
-export function jkCp(args: string[], context: CpContext): number {
+export async function jkCp(args: string[], context: CpContext): Promise<number> {
   if (args.includes("-?")) args = ["--help"]; // jailkit's getopt accepted -? for help
   const { values, positionals } = parseCommandLine(args, OPTIONS, { usageExit: EXIT.usage });
   if (values.help) {
@@ -135,7 +135,7 @@ export function jkCp(args: string[], context: CpContext): number {
   const reporter = consoleReporter("jk_cp");
   try {
     const engine = new CopyEngine(jail, { reporter, verbose: values.verbose === true });
-    engine.copySync(files, {
+    await engine.copy(files, {
       force: values.force === true,
       hardlink: values.hardlink === true,
       keepOwner: values.owner === true,

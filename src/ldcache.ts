@@ -22,6 +22,7 @@
 
 import { normalize } from "./paths.ts";
 import { errorText, JkError } from "./cli.ts";
+import { decodeUtf8Strict } from "./text.ts";
 
 /** A malformed or unreadable `ld.so.cache`. */
 export class LdCacheError extends JkError {
@@ -108,8 +109,6 @@ function asciiAt(bytes: Uint8Array, at: number, text: string): boolean {
   return true;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
 /** NUL-terminated string at `at` within `[0, end)`. */
 function cString(bytes: Uint8Array, at: number, end: number, file: string, what: string): string {
   if (at < 0 || at >= end) throw new LdCacheError(file, `${what} offset ${at} is out of range`);
@@ -117,7 +116,7 @@ function cString(bytes: Uint8Array, at: number, end: number, file: string, what:
   const nul = bytes.subarray(at, stop).indexOf(0);
   if (nul < 0) throw new LdCacheError(file, `${what} at offset ${at} is unterminated`);
   try {
-    return utf8.decode(bytes.subarray(at, at + nul));
+    return decodeUtf8Strict(bytes.subarray(at, at + nul));
   } catch {
     throw new LdCacheError(file, `${what} at offset ${at} is not valid UTF-8`);
   }
@@ -269,7 +268,7 @@ function readExtensions(
       const raw = bytes.subarray(start, start + Math.min(size, MAX_NAME));
       const nul = raw.indexOf(0);
       try {
-        generator = utf8.decode(nul < 0 ? raw : raw.subarray(0, nul));
+        generator = decodeUtf8Strict(nul < 0 ? raw : raw.subarray(0, nul));
       } catch {
         throw new LdCacheError(name, "generator string is not valid UTF-8");
       }
