@@ -76,6 +76,8 @@ export class BackgroundCopies {
   readonly #jail: Jail;
   readonly #onError: (label: string, error: unknown) => void;
   #queue: Job[] = [];
+  /** Copies redone here whose worker is still busy: `settle` waits for their release. */
+  #abandoned: Promise<void>[] = [];
 
   /**
    * @param jail the open jail (not a dry run)
@@ -184,7 +186,7 @@ export class BackgroundCopies {
         discardUnnamed(job.file);
         c.close(job.source);
       };
-      job.copied.then(release, release);
+      this.#abandoned.push(job.copied.then(release, release));
       try {
         this.#redo(job, false);
       } catch (e) {
@@ -194,7 +196,8 @@ export class BackgroundCopies {
   }
 
   /**
-   * Waits for every queued copy and names the files in queue order.
+   * Waits for every queued copy and names the files in queue order; then for
+   * the workers of copies redone here, so that every descriptor is closed.
    *
    * @example
    * ```ts
@@ -206,6 +209,9 @@ export class BackgroundCopies {
       await this.#queue[0].copied;
       this.nameFinished();
     }
+    const abandoned = this.#abandoned;
+    this.#abandoned = [];
+    await Promise.all(abandoned);
   }
 
   /**
