@@ -49,7 +49,6 @@ export const MAX_QUEUED = 32;
 interface Job {
   readonly name: string;
   readonly source: number;
-  readonly size: number;
   readonly meta: NodeMeta;
   readonly replace: boolean;
   /** Path for messages (the host path being copied). */
@@ -134,7 +133,6 @@ export class BackgroundCopies {
     const job: Job = {
       name,
       source,
-      size,
       meta,
       replace,
       label,
