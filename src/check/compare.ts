@@ -21,13 +21,15 @@
  * directory is followed. That can only make the answer wrong for a file that
  * is being changed during the audit; nothing is ever written.)
  *
- * The bytes are compared 32 bits at a time in plain JavaScript, not with
- * `node:buffer`'s memcmp, for the same reason.
+ * The bytes are compared 64 at a time by a small WebAssembly SIMD function
+ * (src/check/firstdiff.ts), into whose memory both files are read, not with
+ * `node:buffer`'s memcmp, which costs more to load than it saves.
  *
  * @module
  */
 
 import { errorText } from "../errors.ts";
+import { DiffBuffers } from "./firstdiff.ts";
 
 /** Bytes read per step; also the size below which a file takes one read. */
 export const CHUNK = 256 * 1024;
@@ -48,10 +50,10 @@ export const TRUSTED = 1;
  */
 export const EXECUTABLE = 2;
 
-/** An open file, read from the start. */
+/** An open file, read from the start; a `Deno.FsFile` is one. */
 export interface ReadableFile {
-  /** Reads into `into`; returns the count, 0 at the end of the file. */
-  read(into: Uint8Array): number;
+  /** Reads into `into`; returns the count, null (or 0) at the end of the file. */
+  readSync(into: Uint8Array): number | null;
   close(): void;
 }
 
@@ -59,18 +61,19 @@ export interface ReadableFile {
 export type ReadOpener = (path: string) => ReadableFile;
 
 /**
- * Opens with Deno's file API: a plain, blocking open(2). Only for paths in
- * directories that root alone can change (see the module comment).
+ * Opens with Deno's file API: a plain, blocking open(2), read-only (Deno's
+ * default; passing no options also skips their validation, once per file).
+ * Only for paths in directories that root alone can change (see the module
+ * comment).
  *
  * @example
  * ```ts
  * const f = openBlocking("/etc/hostname");
- * try { f.read(new Uint8Array(64)); } finally { f.close(); }
+ * try { f.readSync(new Uint8Array(64)); } finally { f.close(); }
  * ```
  */
 export function openBlocking(path: string): ReadableFile {
-  const file = Deno.openSync(path, { read: true });
-  return { read: (into) => file.readSync(into) ?? 0, close: () => file.close() };
+  return Deno.openSync(path);
 }
 
 /** Outcome of one comparison. */
@@ -120,10 +123,11 @@ class ReadFailure {
  * ```
  */
 export class FileComparer {
-  readonly #a = new Uint8Array(CHUNK);
-  readonly #b = new Uint8Array(CHUNK);
-  /** The whole jail file of a `keep` comparison; grows to the largest one. */
-  #whole = new Uint8Array(0);
+  /**
+   * `host`: a chunk of the host file; `jail`: a chunk of the jail file, or the
+   * whole of it in a `keep` comparison (it grows to the largest one).
+   */
+  readonly #bufs = new DiffBuffers(CHUNK);
   #kept: Uint8Array | null = null;
   #untrusted: ReadOpener | null;
 
@@ -145,7 +149,8 @@ export class FileComparer {
   /**
    * The jail file's bytes from the last comparison, if it had `keep` (and at
    * most {@link KEEP_MAX} bytes) and found the files equal; valid until the
-   * next comparison.
+   * next comparison, which reads over it (or, growing the buffer, detaches
+   * it: it then reads as empty).
    */
   kept(): Uint8Array | null {
     return this.#kept;
@@ -168,35 +173,29 @@ export class FileComparer {
     const open = opts.trusted ? openBlocking : this.#untrusted;
     if (open === null) throw new Error("FileComparer: no opener for an untrusted comparison");
     this.#kept = null;
-    let whole: Uint8Array | null = null;
-    if (opts.keep && size <= KEEP_MAX) {
-      if (this.#whole.length < size) this.#whole = new Uint8Array(Math.max(size, CHUNK));
-      whole = this.#whole;
-    }
+    const bufs = this.#bufs;
+    const whole = opts.keep === true && size <= KEEP_MAX;
+    const jail = bufs.jail(whole ? size : CHUNK);
+    const host = bufs.host;
     let fa: ReadableFile | undefined;
     let fb: ReadableFile | undefined;
-    const opened = (path: string) => {
-      try {
-        return open(path);
-      } catch (e) {
-        throw new ReadFailure(path, cleanError(e));
-      }
-    };
     try {
-      fa = opened(jailPath);
-      fb = opened(hostPath);
+      fa = opened(open, jailPath);
+      fb = opened(open, hostPath);
       for (let offset = 0; offset < size;) {
         const want = Math.min(CHUNK, size - offset);
-        const a = whole ? whole.subarray(offset, offset + want) : this.#a.subarray(0, want);
+        const start = whole ? offset : 0;
+        const a = jail.subarray(start, start + want);
+        const b = host.subarray(0, want);
         const na = fill(fa, a, jailPath);
-        const nb = fill(fb, this.#b.subarray(0, want), hostPath);
+        const nb = fill(fb, b, hostPath);
         const n = Math.min(na, nb);
-        const at = firstDifference(a, this.#b, n);
+        const at = bufs.firstDifference(a, b, n);
         if (at < n) return { kind: "differs", offset: offset + at };
         if (na !== nb || na < want) return { kind: "differs", offset: offset + n };
         offset += na;
       }
-      if (whole) this.#kept = whole.subarray(0, size);
+      if (whole) this.#kept = jail.subarray(0, size);
       return { kind: "same" };
     } catch (e) {
       if (e instanceof ReadFailure) return { kind: "unreadable", path: e.path, reason: e.reason };
@@ -208,38 +207,28 @@ export class FileComparer {
   }
 }
 
+/** Opens `path` with `open`; a failure becomes a {@link ReadFailure}. */
+function opened(open: ReadOpener, path: string): ReadableFile {
+  try {
+    return open(path);
+  } catch (e) {
+    throw new ReadFailure(path, cleanError(e));
+  }
+}
+
 /** Reads up to `buf.length` bytes, looping over short reads; returns the count. */
 function fill(file: ReadableFile, buf: Uint8Array, path: string): number {
   let n = 0;
   try {
     while (n < buf.length) {
-      const got = file.read(buf.subarray(n));
-      if (got === 0) break;
+      const got = file.readSync(n === 0 ? buf : buf.subarray(n));
+      if (!got) break;
       n += got;
     }
   } catch (e) {
     throw new ReadFailure(path, cleanError(e));
   }
   return n;
-}
-
-/**
- * Index of the first byte where `a` and `b` differ within their first `n`
- * bytes, or `n`. Whole 32-bit words first (both views start 4-aligned:
- * buffers are allocated so and cut at multiples of {@link CHUNK}).
- */
-function firstDifference(a: Uint8Array, b: Uint8Array, n: number): number {
-  let i = 0;
-  if ((a.byteOffset & 3) === 0 && (b.byteOffset & 3) === 0) {
-    const words = n >>> 2;
-    const x = new Int32Array(a.buffer, a.byteOffset, words);
-    const y = new Int32Array(b.buffer, b.byteOffset, words);
-    let w = 0;
-    while (w < words && x[w] === y[w]) w++;
-    i = w << 2;
-  }
-  while (i < n && a[i] === b[i]) i++;
-  return i;
 }
 
 /** "EISDIR: illegal operation on a directory, read" → "illegal operation on a directory". */

@@ -28,7 +28,7 @@ const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constant
 export function openNonblocking(path: string): ReadableFile {
   const fd = fs.openSync(path, OPEN_FLAGS);
   return {
-    read: (into) => fs.readSync(fd, into, 0, into.length, null),
+    readSync: (into) => fs.readSync(fd, into, 0, into.length, null),
     close: () => fs.closeSync(fd),
   };
 }
