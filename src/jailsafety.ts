@@ -60,6 +60,15 @@ function lstatOrNull(path: string): Deno.FileInfo | null {
   }
 }
 
+/** Names in a directory, or null when it cannot be listed (then every name is checked). */
+function listNames(dir: string): Set<string> | null {
+  try {
+    return new Set(Array.from(Deno.readDirSync(dir), (e) => e.name));
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Checks one path with `lstat`: it must exist, be a directory (unless
  * `directory` is false), not be a symlink, have the expected owner, and not be
@@ -172,7 +181,12 @@ export function checkJail(jail: string, options: JailCheckOptions = {}): Finding
   if (self.length === 1 && self[0].problem === "missing" && options.missingOk) return out;
   out.push(...self);
   if (self.some((f) => f.problem === "missing" || f.problem === "not-directory")) return out;
+  // A missing subdirectory is fine; listing the jail once spares an lstat
+  // that fails, with the exception Deno builds for it, per absent name (a
+  // new jail has none of them).
+  const present = listNames(root);
   for (const name of options.subdirs ?? SYSTEM_SUBDIRS) {
+    if (present !== null && !present.has(name)) continue;
     const where = resolveSubdir(root, name);
     if (typeof where !== "string") {
       out.push(where);
