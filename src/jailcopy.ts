@@ -43,7 +43,6 @@ import { basename, dirname, join, normalize } from "./paths.ts";
 import { errorText, JkError } from "./cli.ts";
 import { type Closure, DepResolver, type ResolvedFile } from "./deps.ts";
 import { isElf } from "./elf.ts";
-import { BACKGROUND_MIN, BackgroundCopies } from "./backgroundcopy.ts";
 import {
   closeHostDirs,
   copyFd,
@@ -110,9 +109,6 @@ export interface EngineOptions {
 
 const ROOT_OWNED = { uid: 0, gid: 0 };
 
-/** Queued background copies at which \`copy\` lets the event loop run between paths. */
-const YIELD_AT = 8;
-
 /**
  * Copies host paths into a jail. One engine per run: its `handled` set makes
  * each host path be done once. A `JailEscapeError` (a symlink in the jail that
@@ -138,8 +134,6 @@ export class CopyEngine {
   readonly #reporter: Reporter;
   readonly #verbose: boolean;
   #resolver: DepResolver | undefined;
-  /** During \`copy\`: big files are copied on a worker thread and named in order. */
-  #background: BackgroundCopies | null = null;
   /**
    * Open host directories whose entries are being copied, by path. Each entry
    * is looked up, read and opened relative to its directory's descriptor, not
@@ -174,34 +168,17 @@ export class CopyEngine {
    * await engine.copy(["/usr/bin/ssh"], { hardlink: true });
    * ```
    */
-  async copy(paths: readonly string[], options: CopyOptions = {}): Promise<void> {
-    if (this.jail.dryRun) return this.copySync(paths, options);
-    const background = new BackgroundCopies(
-      this.jail,
-      (label, e) => this.#fail(`cannot copy ${label} into ${this.jail.path}: ${reasonOf(e)}`),
-    );
-    this.#background = background;
+  copy(paths: readonly string[], options: CopyOptions = {}): Promise<void> {
     try {
-      for (const path of paths) {
-        this.#copyOne(path, options);
-        // Let the event loop deliver finished copies, so that they are named
-        // now and the queue does not fill up in the middle of a directory.
-        if (background.size >= YIELD_AT) {
-          await new Promise((resolve) => setTimeout(resolve, 0));
-          background.nameFinished();
-        }
-      }
-      await background.settle();
-    } finally {
-      // After an abort (a symlink leading out), name nothing more: what was
-      // queued stays unnamed and vanishes.
-      this.#background = null;
-      closeHostDirs(this.#hostDirs);
+      this.copySync(paths, options);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
     }
   }
 
   /**
-   * Synchronous form of \`copy\`: every file is copied on this thread.
+   * Synchronous form of `copy` (the engine does no asynchronous work).
    *
    * @example
    * ```ts
@@ -429,7 +406,6 @@ export class CopyEngine {
 
   #copyFile(path: string, options: CopyOptions): void {
     const source = this.#openHost(path, c.O_RDONLY | c.O_NONBLOCK | c.O_NOCTTY);
-    let sourceTaken = false;
     try {
       const st = hostFstat(source);
       if (st.type !== "file") throw new JkError("it is no longer a regular file");
@@ -437,9 +413,9 @@ export class CopyEngine {
         if (!this.#copyNeeds(path, options)) return;
       }
       const dir = this.#ensureDir(dirname(path), mirrorOf(options));
-      sourceTaken = this.#placeFile(path, source, st, dir, options);
+      this.#placeFile(path, source, st, dir, options);
     } finally {
-      if (!sourceTaken) c.close(source);
+      c.close(source);
     }
   }
 
@@ -471,14 +447,7 @@ export class CopyEngine {
     return true;
   }
 
-  /** Places one regular file; true when it took \`source\` (a background copy closes it). */
-  #placeFile(
-    path: string,
-    source: number,
-    st: NodeStat,
-    dir: Dir,
-    options: CopyOptions,
-  ): boolean {
+  #placeFile(path: string, source: number, st: NodeStat, dir: Dir, options: CopyOptions): void {
     const name = basename(path);
     const shown = this.#show(dir, name);
     const dest = this.jail.stat(dir, name);
@@ -487,11 +456,11 @@ export class CopyEngine {
       if (dest.type === "dir") throw new JkError(`${shown} is a directory`);
       if (!options.force) {
         this.#detail(`${shown} already exists, will not touch it`);
-        return false;
+        return;
       }
       if (this.#upToDate(dir, name, dest, source, st, options)) {
         this.#detail(`${shown} is up to date`);
-        return false;
+        return;
       }
       this.#detail(`Destination file ${shown} exists, will delete to force update`);
     }
@@ -503,15 +472,13 @@ export class CopyEngine {
         this.#detail(`${path} is not owned by root: copying it instead of linking`);
       } else {
         this.#say(`Trying to link ${path} to ${shown}`);
-        // Files queued before must be named first: one may be a library of this one.
-        this.#background?.nameAllNow();
         try {
           this.jail.hardlink(dir, name, source, replace, {
             perm: st.perm,
             uid: st.uid,
             gid: st.gid,
           });
-          return false;
+          return;
         } catch (e) {
           if (!(e instanceof c.LibcError)) throw e;
           this.#say(`Linking ${path} to ${shown} failed, will revert to copying`);
@@ -520,13 +487,7 @@ export class CopyEngine {
     }
     this.#say(`Copying ${path} to ${shown}`);
     const meta = this.#metaOf(st, inJail, options);
-    if (this.#background && (st.size >= BACKGROUND_MIN || this.#background.size > 0)) {
-      // Queued even when small, to be named in order after the files before it.
-      this.#background.add(dir, name, source, st.size, meta, replace, path);
-      return true;
-    }
     this.jail.placeFile(dir, name, (fd) => copyFd(source, fd), meta, replace);
-    return false;
   }
 
   /** Is the jail file `name` already what copying `source` would make? */

@@ -886,54 +886,41 @@ export class Jail {
     meta: NodeMeta,
     replace: boolean,
   ): void {
-    if (this.dryRun) {
-      this.#use(dir);
-      return this.#record(dir, name, "file", meta);
-    }
-    const file = this.createUnnamed(dir);
-    try {
-      fill(file.fd);
-    } catch (e) {
-      discardUnnamed(file);
-      throw e;
-    }
-    nameFile(file, name, meta, replace);
-  }
-
-  /**
-   * Opens a new file in `dir` that has no name yet (`O_TMPFILE`, or a hidden
-   * temporary name where the file system lacks it), for content that is
-   * written first and named by {@link nameFile} once complete. The result
-   * holds its own descriptor of `dir`, so it stays valid after later lookups;
-   * release it with `nameFile` or {@link discardUnnamed}. Not in a dry run.
-   *
-   * @example
-   * ```ts
-   * const file = jail.createUnnamed(dir);
-   * copyFd(src, file.fd);
-   * nameFile(file, "ls", { perm: 0o755, uid: 0, gid: 0 }, false);
-   * ```
-   */
-  createUnnamed(dir: Dir): UnnamedFile {
-    if (this.dryRun) throw new Error("createUnnamed in a dry run");
+    const dirFd = this.#use(dir);
+    if (this.dryRun) return this.#record(dir, name, "file", meta);
     this.#sweep(dir);
-    const dirFd = c.openat(this.#use(dir), ".", c.O_PATH | c.O_DIRECTORY);
+    let temporary: string | null = null;
+    let fd = -1;
     if (this.#tmpfile) {
       try {
-        return openUnnamedIn(dirFd, true);
+        fd = c.openat(dirFd, ".", c.O_TMPFILE | c.O_WRONLY, 0o600);
       } catch (e) {
         if (!(e instanceof c.LibcError) || ![c.EOPNOTSUPP, c.EISDIR, c.EINVAL].includes(e.errno)) {
-          c.close(dirFd);
           throw e;
         }
         this.#tmpfile = false; // this file system has no O_TMPFILE
       }
     }
+    if (fd < 0) {
+      temporary = temporaryName();
+      fd = c.openat(dirFd, temporary, c.O_CREAT | c.O_EXCL | c.O_WRONLY | c.O_NOFOLLOW, 0o600);
+    }
     try {
-      return openUnnamedIn(dirFd, false);
-    } catch (e) {
-      c.close(dirFd);
-      throw e;
+      fill(fd);
+      applyMeta(fd, meta);
+      if (temporary === null && !replace) {
+        c.linkat(fd, "", dirFd, name, true);
+      } else {
+        if (temporary === null) {
+          temporary = temporaryName();
+          c.linkat(fd, "", dirFd, temporary, true);
+        }
+        c.renameat2(dirFd, temporary, dirFd, name, replace ? 0 : c.RENAME_NOREPLACE);
+        temporary = null;
+      }
+    } finally {
+      c.close(fd);
+      if (temporary !== null) unlinkQuietly(dirFd, temporary);
     }
   }
 
@@ -1214,94 +1201,6 @@ function applyMeta(fd: number, meta: NodeMeta): void {
   c.fchown(fd, meta.uid, meta.gid);
   c.fchmod(fd, meta.perm & 0o7777);
   if (meta.atime && meta.mtime) c.futimens(fd, meta.atime, meta.mtime);
-}
-
-/**
- * A file being written that has no final name yet (see `Jail.createUnnamed`):
- * its directory, its descriptor, and its hidden temporary name when the file
- * system has no `O_TMPFILE` (null otherwise).
- */
-export interface UnnamedFile {
-  readonly dirFd: number;
-  readonly fd: number;
-  readonly temporary: string | null;
-}
-
-/**
- * Gives a complete unnamed file `meta` (owner first, so setuid bits survive)
- * and then the name `name` in its directory: without `replace` an existing
- * name is an error (EEXIST); with it, it is replaced atomically. Releases
- * `file` in every case.
- *
- * @example
- * ```ts
- * nameFile(jail.createUnnamed(dir), "motd", { perm: 0o644, uid: 0, gid: 0 }, false);
- * ```
- */
-export function nameFile(file: UnnamedFile, name: string, meta: NodeMeta, replace: boolean): void {
-  let temporary = file.temporary;
-  try {
-    applyMeta(file.fd, meta);
-    if (temporary === null && !replace) {
-      c.linkat(file.fd, "", file.dirFd, name, true);
-    } else {
-      if (temporary === null) {
-        temporary = temporaryName();
-        c.linkat(file.fd, "", file.dirFd, temporary, true);
-      }
-      c.renameat2(file.dirFd, temporary, file.dirFd, name, replace ? 0 : c.RENAME_NOREPLACE);
-      temporary = null;
-    }
-  } finally {
-    if (temporary !== null) unlinkQuietly(file.dirFd, temporary);
-    c.close(file.fd);
-    c.close(file.dirFd);
-  }
-}
-
-/**
- * A new unnamed file in the same directory as `file`, made the same way (for
- * rewriting content from the start).
- *
- * @example
- * ```ts
- * const fresh = siblingUnnamed(file);
- * discardUnnamed(file);
- * ```
- */
-export function siblingUnnamed(file: UnnamedFile): UnnamedFile {
-  const dirFd = c.openat(file.dirFd, ".", c.O_PATH | c.O_DIRECTORY);
-  try {
-    return openUnnamedIn(dirFd, file.temporary === null);
-  } catch (e) {
-    c.close(dirFd);
-    throw e;
-  }
-}
-
-/** An unnamed file in the directory `dirFd` (which the result then owns): `O_TMPFILE` or a temporary name. */
-function openUnnamedIn(dirFd: number, tmpfile: boolean): UnnamedFile {
-  if (tmpfile) {
-    return { dirFd, fd: c.openat(dirFd, ".", c.O_TMPFILE | c.O_WRONLY, 0o600), temporary: null };
-  }
-  const temporary = temporaryName();
-  const flags = c.O_CREAT | c.O_EXCL | c.O_WRONLY | c.O_NOFOLLOW;
-  return { dirFd, fd: c.openat(dirFd, temporary, flags, 0o600), temporary };
-}
-
-/**
- * Releases an unnamed file without naming it: an `O_TMPFILE` file vanishes
- * with its descriptor, a temporary name is removed.
- *
- * @example
- * ```ts
- * discardUnnamed(jail.createUnnamed(dir));
- * ```
- */
-export function discardUnnamed(file: UnnamedFile): void {
-  if (file.temporary !== null) unlinkQuietly(file.dirFd, file.temporary);
-  c.close(file.fd);
-  c.close(file.dirFd);
 }
 
 function unlinkQuietly(dirFd: number, name: string): void {

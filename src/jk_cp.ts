@@ -27,7 +27,7 @@ import { geteuid } from "./libc.ts";
  *
  * @example
  * ```ts
- * if (await jkCp(args, context) === EXIT.copyFailed) console.error("some files were not copied");
+ * if (jkCp(args, context) === EXIT.copyFailed) console.error("some files were not copied");
  * ```
  */
 export const EXIT = {
@@ -86,10 +86,10 @@ export interface CpContext {
  *
  * @example
  * ```ts
- * await jkCp(["-j", "/srv/jail", "rsync"], { path: "/usr/bin:/bin", cwd: "/root" }); // 0
+ * jkCp(["-j", "/srv/jail", "rsync"], { path: "/usr/bin:/bin", cwd: "/root" }); // 0
  * ```
  */
-export async function jkCp(args: string[], context: CpContext): Promise<number> {
+export function jkCp(args: string[], context: CpContext): number {
   if (args.includes("-?")) args = ["--help"]; // jailkit's getopt accepted -? for help
   const { values, positionals } = parseCommandLine(args, OPTIONS, { usageExit: EXIT.usage });
   if (values.help) {
@@ -135,7 +135,7 @@ export async function jkCp(args: string[], context: CpContext): Promise<number> 
   const reporter = consoleReporter("jk_cp");
   try {
     const engine = new CopyEngine(jail, { reporter, verbose: values.verbose === true });
-    await engine.copy(files, {
+    engine.copySync(files, {
       force: values.force === true,
       hardlink: values.hardlink === true,
       keepOwner: values.owner === true,

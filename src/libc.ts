@@ -1602,15 +1602,6 @@ const JAILFS_SYMBOLS = {
     parameters: ["i32", "buffer", "i32", "buffer", "usize", "u32"],
     result: "isize",
   },
-  // The same copy on a worker thread (the call returns a Promise), so that the
-  // caller's JavaScript runs while the kernel copies. errno is that thread's:
-  // a failure is seen as -1 only.
-  copy_file_range_async: {
-    name: "copy_file_range",
-    parameters: ["i32", "buffer", "i32", "buffer", "usize", "u32"],
-    result: "isize",
-    nonblocking: true,
-  },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -1914,39 +1905,6 @@ export function copyFileRange(from: number, to: number, length: number): number 
     const err = errno();
     if (err !== EINTR) throw fail(err, "copy_file_range", from, to, length);
   }
-}
-
-/**
- * Copies bytes `[offset, offset + length)` of `from` to the same offset of
- * `to` with copy_file_range(2) on a worker thread, leaving both file offsets
- * alone. Resolves to the count copied (0 at end of file), or -1 on any
- * failure: errno stays on that thread, so a caller that needs the reason
- * redoes the copy with {@link copyFileRange}.
- *
- * @example
- * ```ts
- * const n = await copyFileRangeInBackground(src, dst, 0, size);
- * ```
- */
-export async function copyFileRangeInBackground(
-  from: number,
-  to: number,
-  offset: number,
-  length: number,
-): Promise<number> {
-  // Each call gets its own offset cells: the kernel updates them, and they
-  // must live until the call returns.
-  const offsetIn = new BigInt64Array([BigInt(offset)]);
-  const offsetOut = new BigInt64Array([BigInt(offset)]);
-  const n = await atLibc().copy_file_range_async(
-    from,
-    offsetIn,
-    to,
-    offsetOut,
-    BigInt(length),
-    0,
-  );
-  return Number(n);
 }
 
 /** One directory entry from `readDirFd`. */
