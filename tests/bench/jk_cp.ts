@@ -56,6 +56,9 @@ async function timed(build: (jail: string) => string[]): Promise<number> {
   Deno.mkdirSync(jail, { mode: 0o755 });
   Deno.chmodSync(jail, 0o755);
   const [cmd, ...args] = build(jail);
+  // Flush what earlier rounds wrote and removed, so that no run pays for
+  // another's writeback (without this, medians wander by tens of ms).
+  await new Deno.Command("sync").output();
   const start = performance.now();
   const out = await new Deno.Command(cmd, {
     args,
