@@ -143,14 +143,6 @@ function devEnvironment(lib: string): string[] {
 const PRIVILEGED_PATH = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
- * Tools a dev install runs from its sources rather than from a bundle:
- * jk_check starts its worker threads from a module URL (src/check/jobs.ts)
- * and loads `node:fs` only for jails that need it; a one-file bundle would
- * break the first and load the second at every start.
- */
-export const UNBUNDLED: ReadonlySet<string> = new Set(["jk_check"]);
-
-/**
  * The file a dev launcher runs: the tool's one-file bundle beside its staged
  * entry (`src/jk_cp.ts` → `src/jk_cp.js`) when one was made, else the entry.
  *
@@ -190,17 +182,17 @@ function compiledTrampoline(tool: Tool, site: Site, caps: boolean): LauncherSpec
 }
 
 /**
- * Bundles the staged entry of every tool not in {@link UNBUNDLED} into one
- * JavaScript file beside it (`deno bundle`). A compiled binary holds its
+ * Bundles the staged entry of every tool without an `unbundled` reason
+ * (src/tools.ts) into one JavaScript file beside it (`deno bundle`). A compiled binary holds its
  * modules already transpiled in one archive; a dev launcher running the
  * sources instead reads, hashes and looks up every module in the cache at
- * each start, 6–20 ms that a bundle saves. Returns the names of the tools
- * bundled; when bundling is impossible (`deno bundle` fetches esbuild from
- * npm on first use), says so and returns none: the launchers then run the
- * sources, which behave the same.
+ * each start, which a bundle saves (`deno task bench floors` measures it).
+ * Returns the names of the tools bundled; when bundling is impossible
+ * (`deno bundle` fetches esbuild from npm on first use), says so and returns
+ * none: the launchers then run the sources, which behave the same.
  */
 async function bundleEntries(lib: string, log: (l: string) => void): Promise<Set<string>> {
-  const tools = TOOLS.filter((t) => !UNBUNDLED.has(t.name));
+  const tools = TOOLS.filter((t) => t.unbundled === undefined);
   try {
     await run(`${lib}/deno`, [
       "bundle",
@@ -243,9 +235,9 @@ async function installDevRuntime(
   const bundled = await bundleEntries(lib, log);
   // Warm the cache as root, for exactly the files the launchers run, so
   // callers never transpile into a directory they control and no start
-  // parses its file again to find its imports (a bundle not in the cache
-  // costs every start that parse, and 2-3 MiB); the launchers run with
-  // --cached-only against it.
+  // parses its file again to find its imports (a bundle missing from the
+  // cache would cost every start that parse, in time and memory); the
+  // launchers run with --cached-only against it.
   const entries = TOOLS.map((t) => devEntry(t, lib, bundled.has(t.name)));
   await run(`${lib}/deno`, ["cache", "--no-config", "--no-lock", ...entries], {
     DENO_DIR: `${lib}/cache`,

@@ -47,6 +47,11 @@ export interface Tool {
   unstable?: string[];
   /** V8 flags baked in with `--v8-flags`, e.g. `--jitless`; measured, and said why in `why`. */
   v8Flags?: string[];
+  /**
+   * Why a dev install runs this tool from its sources rather than from a
+   * one-file bundle of them (src/install.ts); absent for bundled tools.
+   */
+  unbundled?: string;
   /** Why the tool needs what it has, for the reader of this table. */
   why: string;
 }
@@ -207,6 +212,9 @@ export const TOOLS: readonly Tool[] = [
     dir: "usr/sbin",
     privileged: false,
     permissions: () => ["--allow-read"],
+    unbundled: "its worker threads are started from a module URL (src/check/jobs.ts) and " +
+      "node:fs is loaded only for jails that need it; a bundle would break the first and " +
+      "load the second at every start",
     why: "audits jails: reads every jail wherever its config or a /./ home puts it, the " +
       "host file of every path it compares, its ini and /etc/passwd, so reads cannot be " +
       "narrowed to a list. Read only: no write, run, ffi, env, sys or net. /proc stays closed " +

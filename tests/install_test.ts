@@ -1,7 +1,7 @@
 /** The installer, the build commands and the one table that drives both. */
 import assert from "node:assert/strict";
 import { compileCommands } from "../build.ts";
-import { devEntry, install, sitePaths, UNBUNDLED } from "../src/install.ts";
+import { devEntry, install, sitePaths } from "../src/install.ts";
 import { libDir, type Site } from "../src/site.ts";
 import { runArgs, TOOLS } from "../src/tools.ts";
 import { runCommand, scratchDir } from "./harness.ts";
@@ -99,8 +99,8 @@ Deno.test("install --dev: launchers run, paths follow prefix and sysconfdir, con
       assert.equal(info.mode! & 0o7777, tool.privileged ? 0o4755 : 0o755, entry);
       // The launcher bakes exactly the table's run arguments.
       const strings = new TextDecoder().decode(await Deno.readFile(entry));
-      // Every tool but jk_check runs its one-file bundle, made beside its entry.
-      const bundled = !UNBUNDLED.has(tool.name);
+      // Every tool without a reason not to runs its one-file bundle, made beside its entry.
+      const bundled = tool.unbundled === undefined;
       if (bundled) assert.ok((await Deno.stat(devEntry(tool, libDir(site), true))).isFile);
       for (const arg of runArgs(tool, site, devEntry(tool, libDir(site), bundled))) {
         assert.ok(strings.includes(`${arg}\0`), `${tool.name} launcher lacks ${arg}`);

@@ -127,3 +127,60 @@ export async function filesDifferingFromHost(jail: string): Promise<string[]> {
   await walk(jail);
   return out.sort();
 }
+
+/** Where the benchmarks keep a debootstrap minbase jail (~6,800 entries, ~200 MB). */
+export const MINBASE_JAIL = "/var/lib/jkbench-minbase";
+
+/** The Debian mirror of this machine's apt sources (deb822 or one-line), for debootstrap. */
+function debianMirror(): string {
+  const texts: string[] = [];
+  for (const dir of ["/etc/apt/sources.list.d"]) {
+    try {
+      for (const e of Deno.readDirSync(dir)) {
+        if (/\.(sources|list)$/.test(e.name)) texts.push(Deno.readTextFileSync(`${dir}/${e.name}`));
+      }
+    } catch {
+      // no such directory
+    }
+  }
+  try {
+    texts.push(Deno.readTextFileSync("/etc/apt/sources.list"));
+  } catch {
+    // none
+  }
+  for (const text of texts) {
+    for (const m of text.matchAll(/^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+)/gm)) {
+      if (/\/debian\/?$/.test(m[1])) return m[1].replace(/\/$/, "");
+    }
+  }
+  return "http://deb.debian.org/debian";
+}
+
+/**
+ * The debootstrap minbase jail the jk_check and floors benchmarks use, built
+ * on first use (into a temporary name, renamed when complete) and kept in
+ * {@link MINBASE_MINBASE_JAIL}; delete it to rebuild.
+ *
+ * @example
+ * ```ts
+ * await ensureMinbaseJail(); // then MINBASE_MINBASE_JAIL/usr/bin/bash exists
+ * ```
+ */
+export async function ensureMinbaseJail(): Promise<void> {
+  try {
+    if (Deno.statSync(`${MINBASE_JAIL}/usr/bin/bash`).isFile) return;
+  } catch {
+    // not built yet
+  }
+  const partial = `${MINBASE_JAIL}.partial`;
+  await Deno.remove(partial, { recursive: true }).catch(() => {});
+  const mirror = debianMirror();
+  console.log(`building ${MINBASE_JAIL} with debootstrap from ${mirror} (once)...`);
+  const status = await new Deno.Command("debootstrap", {
+    args: ["--variant=minbase", "bookworm", partial, mirror],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn().status;
+  if (!status.success) throw new Error("debootstrap failed");
+  await Deno.rename(partial, MINBASE_JAIL);
+}

@@ -16,55 +16,11 @@
  */
 
 import { testPrefix } from "../harness.ts";
+import { ensureMinbaseJail, MINBASE_JAIL } from "../jailfixtures.ts";
 
-const JAIL = "/var/lib/jkbench-minbase";
+const JAIL = MINBASE_JAIL;
 const DEBIAN_JK_CHECK = "/usr/sbin/jk_check";
 const ROUNDS = Number(Deno.args[0] ?? 11);
-
-/** The Debian mirror of this machine's apt sources (deb822 or one-line), for debootstrap. */
-function debianMirror(): string {
-  const texts: string[] = [];
-  for (const dir of ["/etc/apt/sources.list.d"]) {
-    try {
-      for (const e of Deno.readDirSync(dir)) {
-        if (/\.(sources|list)$/.test(e.name)) texts.push(Deno.readTextFileSync(`${dir}/${e.name}`));
-      }
-    } catch {
-      // no such directory
-    }
-  }
-  try {
-    texts.push(Deno.readTextFileSync("/etc/apt/sources.list"));
-  } catch {
-    // none
-  }
-  for (const text of texts) {
-    for (const m of text.matchAll(/^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+)/gm)) {
-      if (/\/debian\/?$/.test(m[1])) return m[1].replace(/\/$/, "");
-    }
-  }
-  return "http://deb.debian.org/debian";
-}
-
-/** The cached jail, built on first use (into a temporary name, renamed when complete). */
-async function ensureJail(): Promise<void> {
-  try {
-    if (Deno.statSync(`${JAIL}/usr/bin/bash`).isFile) return;
-  } catch {
-    // not built yet
-  }
-  const partial = `${JAIL}.partial`;
-  await Deno.remove(partial, { recursive: true }).catch(() => {});
-  const mirror = debianMirror();
-  console.log(`building ${JAIL} with debootstrap from ${mirror} (once)...`);
-  const status = await new Deno.Command("debootstrap", {
-    args: ["--variant=minbase", "bookworm", partial, mirror],
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn().status;
-  if (!status.success) throw new Error("debootstrap failed");
-  await Deno.rename(partial, JAIL);
-}
 
 /** One run's wall time, and its CPU time (user + system) when /usr/bin/time is there. */
 interface Timing {
@@ -99,7 +55,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-await ensureJail();
+await ensureMinbaseJail();
 const prefix = await testPrefix();
 const ours = `${prefix}/usr/sbin/jk_check`;
 const config = await Deno.makeTempFile({
