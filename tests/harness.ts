@@ -503,7 +503,12 @@ export interface Observed {
 
 /**
  * Waits (up to 10 s) until `child` runs a program inside `jail` (its root is
- * the jail and its executable below it), then reads /proc; null if it exited first.
+ * the jail and its executable below it) and has settled, then reads /proc;
+ * null if it exited first. Settled means asleep (state S) with the same open
+ * descriptors on two readings in a row: right after execve the new program's
+ * loader still has each library open for a moment (fd 3), which is not a
+ * descriptor the program was given. A descriptor that stays open is still
+ * seen: if the program never settles, the last reading is returned.
  *
  * @example
  * ```ts
@@ -518,31 +523,42 @@ export async function observeInJail(
   const pid = child.pid;
   let exited = false;
   child.status.then(() => exited = true);
+  let last: Observed | null = null;
   for (let i = 0; i < 400 && !exited; i++) {
-    const root = await Deno.readLink(`/proc/${pid}/root`).catch(() => "");
-    const exe = await Deno.readLink(`/proc/${pid}/exe`).catch(() => "");
-    const split = async (f: string) =>
-      (await Deno.readTextFile(`/proc/${pid}/${f}`)).split("\0").filter((s) => s !== "");
-    // Mid-execve the new executable shows before its arguments are in place:
-    // an empty cmdline means "not yet".
-    const cmdline = root === jail && exe.startsWith(jail + "/")
-      ? await split("cmdline").catch(() => [])
-      : [];
-    if (cmdline.length > 0) {
-      return {
-        status: procStatus(pid),
-        fds: [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => Number(e.name))
-          .sort((a, b) => a - b),
-        root,
-        cwd: await Deno.readLink(`/proc/${pid}/cwd`),
-        exe,
-        cmdline,
-        environ: await split("environ"),
-      };
+    const seen = await readInJail(pid, jail).catch(() => null);
+    if (seen) {
+      const settled = seen.status.State?.startsWith("S") && last !== null &&
+        last.fds.join() === seen.fds.join();
+      if (settled) return seen;
+      last = seen;
     }
     await new Promise((r) => setTimeout(r, 25));
   }
-  return null;
+  return last;
+}
+
+/** One reading of /proc for `pid` once it runs a program inside `jail`, else null. */
+async function readInJail(pid: number, jail: string): Promise<Observed | null> {
+  const root = await Deno.readLink(`/proc/${pid}/root`).catch(() => "");
+  const exe = await Deno.readLink(`/proc/${pid}/exe`).catch(() => "");
+  const split = async (f: string) =>
+    (await Deno.readTextFile(`/proc/${pid}/${f}`)).split("\0").filter((s) => s !== "");
+  // Mid-execve the new executable shows before its arguments are in place:
+  // an empty cmdline means "not yet".
+  const cmdline = root === jail && exe.startsWith(jail + "/")
+    ? await split("cmdline").catch(() => [])
+    : [];
+  if (cmdline.length === 0) return null;
+  return {
+    status: procStatus(pid),
+    fds: [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => Number(e.name))
+      .sort((a, b) => a - b),
+    root,
+    cwd: await Deno.readLink(`/proc/${pid}/cwd`),
+    exe,
+    cmdline,
+    environ: await split("environ"),
+  };
 }
 
 // ---------------------------------------------------------------------------
